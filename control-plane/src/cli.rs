@@ -1,0 +1,208 @@
+//! The command line: `serve`, `org`, and `scim-token` subcommands, as operators script them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, ServeConfig};
+use crate::domain::{to_rfc3339, Actor};
+use crate::scim::ScimSettings;
+use crate::store::{default_database_url, Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "palisade-control-plane", version, about = "Palisade control plane: SCIM 2.0 for your IdP, policy for Claude Code")]
+pub struct Cli {
+    /// Database URL: sqlite://<path> (created if missing) or postgres://user@host:port/db.
+    /// Defaults to palisade.db in the platform data directory.
+    #[arg(long, global = true, env = "PALISADE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Log format (logs go to standard error).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PALISADE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane.
+    Serve(ServeArgs),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage SCIM bearer tokens.
+    #[command(subcommand, name = "scim-token")]
+    ScimToken(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address for HTTP (SCIM, health). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PALISADE_HTTP_ADDR")]
+    pub http_addr: SocketAddr,
+    /// PEM certificate chain for TLS.
+    #[arg(long, env = "PALISADE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "PALISADE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plaintext on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub allow_plaintext: bool,
+    /// Public SCIM base URL used in meta.location, e.g. https://palisade.example.com/scim/v2.
+    #[arg(long, env = "PALISADE_PUBLIC_SCIM_URL")]
+    pub public_scim_url: Option<String>,
+    /// Sustained SCIM requests per second per token (0 disables the limit).
+    #[arg(long, default_value_t = 200)]
+    pub scim_rate_limit: u32,
+    /// SCIM requests a token may burst above the sustained rate.
+    #[arg(long, default_value_t = 400)]
+    pub scim_rate_burst: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most resources in one list response (filter.maxResults).
+    #[arg(long, default_value_t = 1000)]
+    pub max_results: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation.
+    Create { slug: String },
+    /// List organisations.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a SCIM token; prints only the token.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        label: String,
+    },
+    /// List an organisation's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a token by id or prefix; the next request with it gets 401.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        id_or_prefix: String,
+    },
+}
+
+impl Cli {
+    fn database_url(&self) -> anyhow::Result<String> {
+        self.database_url
+            .clone()
+            .or_else(default_database_url)
+            .ok_or_else(|| anyhow!("no --database-url given and no platform data directory found"))
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.database_url()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServeConfig {
+                database_url: url,
+                http_addr: args.http_addr,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                allow_plaintext: args.allow_plaintext,
+                scim: ScimSettings {
+                    max_results: args.max_results.max(1),
+                    max_body_bytes: args.max_body_bytes,
+                    rate_per_second: args.scim_rate_limit,
+                    rate_burst: args.scim_rate_burst,
+                    public_base_url: args.public_scim_url,
+                    tls: false,
+                },
+            };
+            app::serve(config, app::shutdown_signal()).await
+        }
+        Command::Org(cmd) => {
+            let store = open(&url).await?;
+            store.ensure_default_org().await?;
+            match cmd {
+                OrgCommand::Create { slug } => {
+                    let org = store.create_org(&slug, &Actor::Cli).await.map_err(|e| match e {
+                        StoreError::Conflict(m) | StoreError::InvalidReference(m) => anyhow!(m),
+                        other => other.into(),
+                    })?;
+                    println!("{}", org.slug);
+                }
+                OrgCommand::List => {
+                    for org in store.list_orgs().await? {
+                        println!("{}\t{}\t{}", org.slug, org.id, to_rfc3339(org.created_at));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::ScimToken(cmd) => {
+            let store = open(&url).await?;
+            store.ensure_default_org().await?;
+            match cmd {
+                TokenCommand::Create { org, label } => {
+                    let org = find_org(&store, &org).await?;
+                    let t = store.create_scim_token(&org.id, &label, &Actor::Cli).await.map_err(|e| match e {
+                        StoreError::InvalidReference(m) => anyhow!(m),
+                        other => other.into(),
+                    })?;
+                    println!("{}", t.secret);
+                }
+                TokenCommand::List { org } => {
+                    let org = find_org(&store, &org).await?;
+                    println!("{:<36}  {:<16}  {:<24}  {:<24}  {:<24}  LABEL", "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED");
+                    for t in store.list_scim_tokens(&org.id).await? {
+                        let opt = |t: Option<i64>| t.map(to_rfc3339).unwrap_or_else(|| "-".to_string());
+                        println!(
+                            "{:<36}  {:<16}  {:<24}  {:<24}  {:<24}  {}",
+                            t.id,
+                            t.prefix,
+                            to_rfc3339(t.created_at),
+                            opt(t.last_used_at),
+                            opt(t.revoked_at),
+                            t.label
+                        );
+                    }
+                }
+                TokenCommand::Revoke { org, id_or_prefix } => {
+                    let org = find_org(&store, &org).await?;
+                    let t = store.revoke_scim_token(&org.id, &id_or_prefix, &Actor::Cli).await.map_err(|e| match e {
+                        StoreError::NotFound => anyhow!("no token {id_or_prefix:?} in organisation {:?}", org.slug),
+                        StoreError::Ambiguous(m) => anyhow!(m),
+                        other => other.into(),
+                    })?;
+                    println!("revoked {} ({}, {})", t.id, t.prefix, t.label);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open(url: &str) -> anyhow::Result<Store> {
+    Store::connect(url).await.context("opening the database")
+}
+
+async fn find_org(store: &Store, slug: &str) -> anyhow::Result<crate::domain::Org> {
+    store.org_by_slug(slug).await?.ok_or_else(|| anyhow!("no organisation {slug:?} (create it with `org create {slug}`)"))
+}

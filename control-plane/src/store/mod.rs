@@ -1,0 +1,221 @@
+//! The durable store: SQLite (embedded default, WAL) or PostgreSQL, through one set of portable
+//! queries on sqlx's `Any` driver. Every write is one transaction that also records its audit event.
+
+mod audit;
+mod groups;
+mod orgs;
+mod tokens;
+mod users;
+
+pub use audit::AuditEvent;
+pub use groups::GroupSelection;
+pub use tokens::{AuthenticatedToken, NewScimToken, SCIM_TOKEN_PREFIX};
+pub use users::UserSelection;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the store layer. Callers branch on these; `Database` carries detail for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule (userName, group displayName, org slug) was violated.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row changed since the caller read it (optimistic concurrency); re-read and retry.
+    #[error("version conflict")]
+    VersionConflict,
+    /// The request named something that does not exist or cannot be used (e.g. a member id).
+    #[error("invalid reference: {0}")]
+    InvalidReference(String),
+    /// An id-or-prefix matched several rows.
+    #[error("ambiguous: {0}")]
+    Ambiguous(String),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A connected, migrated store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Writes go through this pool. On SQLite it holds a single connection: SQLite has one
+    /// writer at a time anyway, and queueing in the pool avoids SQLITE_BUSY upgrade failures.
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The default embedded database: `palisade.db` in the platform data directory.
+pub fn default_database_url() -> Option<String> {
+    let dirs = directories::ProjectDirs::from("dev", "Palisade", "palisade-control-plane")?;
+    let path = dirs.data_dir().join("palisade.db");
+    Some(format!("sqlite://{}", path.display()))
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://<path>` or `postgres://…`), creating the SQLite file and its
+    /// directory if needed, and migrates the schema.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalise_url(url)?;
+        let (write, read) = match backend {
+            Backend::Sqlite => {
+                let write = sqlite_pool(&url, 1).await?;
+                let read = sqlite_pool(&url, 8).await?;
+                (write, read)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(24)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        MIGRATOR.run(&write).await?;
+        Ok(Store { write, read, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Answers whether the database is reachable (for `/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL: readers never block the writer. synchronous=NORMAL in WAL mode keeps every
+                // committed transaction across a process crash (kill -9); only an OS crash or power
+                // loss can drop the last commits. busy_timeout covers the migrator and CLI processes.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+/// Recognises the engine and, for SQLite, makes sure the file can be created.
+fn normalise_url(url: &str) -> StoreResult<(Backend, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Err(StoreError::InvalidUrl(
+            "expected sqlite://<path> or postgres://user@host:port/database".to_string(),
+        ));
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::InvalidUrl(
+            "an in-memory SQLite database would lose everything at exit; name a file".to_string(),
+        ));
+    }
+    let file = PathBuf::from_str(path).map_err(|_| StoreError::InvalidUrl(url.to_string()))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(|e| {
+            StoreError::InvalidUrl(format!("cannot create database directory {}: {e}", dir.display()))
+        })?;
+    }
+    let mut params: Vec<String> = query.map(|q| q.split('&').map(str::to_string).collect()).unwrap_or_default();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc".to_string());
+    }
+    Ok((Backend::Sqlite, format!("sqlite://{}?{}", path, params.join("&"))))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A fresh random identifier for a row (UUID v4, lower-case hex with dashes).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with the given message.
+pub(crate) fn conflict_on_unique(e: sqlx::Error, what: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(what.to_string());
+        }
+    }
+    StoreError::Database(e)
+}
+
+/// Builds `$1, $2, …` placeholders starting at `start`.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_urls() {
+        assert_eq!(normalise_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/x.db");
+        let (b, u) = normalise_url(&format!("sqlite://{}", p.display())).unwrap();
+        assert_eq!(b, Backend::Sqlite);
+        assert!(u.ends_with("?mode=rwc"));
+        assert!(p.parent().unwrap().is_dir());
+        assert!(normalise_url("mysql://x").is_err());
+        assert!(normalise_url("sqlite::memory:").is_err());
+    }
+}
