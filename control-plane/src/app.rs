@@ -69,23 +69,42 @@ async fn readyz(State(store): State<Store>) -> (StatusCode, &'static str) {
 /// Connects the store, makes sure the default organisation exists (minting and printing its
 /// first SCIM token on a brand-new store), binds, prints the SCIM base URL and serves until
 /// `shutdown` completes.
-pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     check_transport(&config)?;
-    let store = Store::connect(&config.database_url).await.context("opening the database")?;
-    let (org, created) = store.ensure_default_org().await.context("creating the default organisation")?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .context("opening the database")?;
+    let (org, created) = store
+        .ensure_default_org()
+        .await
+        .context("creating the default organisation")?;
     if created {
         let token = store
-            .create_scim_token(&org.id, "initial token (printed at first start)", &Actor::Cli)
+            .create_scim_token(
+                &org.id,
+                "initial token (printed at first start)",
+                &Actor::Cli,
+            )
             .await
             .context("minting the first SCIM token")?;
-        println!("SCIM bearer token for organisation \"{}\" (shown once): {}", org.slug, token.secret);
+        println!(
+            "SCIM bearer token for organisation \"{}\" (shown once): {}",
+            org.slug, token.secret
+        );
     }
 
-    let listener = std::net::TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
+    let listener = std::net::TcpListener::bind(config.http_addr)
+        .with_context(|| format!("binding {}", config.http_addr))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let tls = config.tls_cert.is_some();
-    let settings = ScimSettings { tls, ..config.scim.clone() };
+    let settings = ScimSettings {
+        tls,
+        ..config.scim.clone()
+    };
     let app = http_app(store.clone(), settings);
     let scheme = if tls { "https" } else { "http" };
     println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
@@ -96,7 +115,13 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
             let _ = rustls::crypto::ring::default_provider().install_default();
             let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
-                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
             let handle = axum_server::Handle::new();
             let h = handle.clone();
             tokio::spawn(async move {
@@ -110,7 +135,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         }
         _ => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
         }
     }
     store.close().await;

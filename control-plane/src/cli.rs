@@ -12,7 +12,11 @@ use crate::scim::ScimSettings;
 use crate::store::{default_database_url, Store, StoreError};
 
 #[derive(Debug, Parser)]
-#[command(name = "palisade-control-plane", version, about = "Palisade control plane: SCIM 2.0 for your IdP, policy for Claude Code")]
+#[command(
+    name = "palisade-control-plane",
+    version,
+    about = "Palisade control plane: SCIM 2.0 for your IdP, policy for Claude Code"
+)]
 pub struct Cli {
     /// Database URL: sqlite://<path> (created if missing) or postgres://user@host:port/db.
     /// Defaults to palisade.db in the platform data directory.
@@ -142,10 +146,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.ensure_default_org().await?;
             match cmd {
                 OrgCommand::Create { slug } => {
-                    let org = store.create_org(&slug, &Actor::Cli).await.map_err(|e| match e {
-                        StoreError::Conflict(m) | StoreError::InvalidReference(m) => anyhow!(m),
-                        other => other.into(),
-                    })?;
+                    let org = store
+                        .create_org(&slug, &Actor::Cli)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::Conflict(m) | StoreError::InvalidReference(m) => anyhow!(m),
+                            other => other.into(),
+                        })?;
                     println!("{}", org.slug);
                 }
                 OrgCommand::List => {
@@ -162,17 +169,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match cmd {
                 TokenCommand::Create { org, label } => {
                     let org = find_org(&store, &org).await?;
-                    let t = store.create_scim_token(&org.id, &label, &Actor::Cli).await.map_err(|e| match e {
-                        StoreError::InvalidReference(m) => anyhow!(m),
-                        other => other.into(),
-                    })?;
+                    let t = store
+                        .create_scim_token(&org.id, &label, &Actor::Cli)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::InvalidReference(m) => anyhow!(m),
+                            other => other.into(),
+                        })?;
                     println!("{}", t.secret);
                 }
                 TokenCommand::List { org } => {
                     let org = find_org(&store, &org).await?;
-                    println!("{:<36}  {:<16}  {:<24}  {:<24}  {:<24}  LABEL", "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED");
+                    println!(
+                        "{:<36}  {:<16}  {:<24}  {:<24}  {:<24}  LABEL",
+                        "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED"
+                    );
                     for t in store.list_scim_tokens(&org.id).await? {
-                        let opt = |t: Option<i64>| t.map(to_rfc3339).unwrap_or_else(|| "-".to_string());
+                        let opt =
+                            |t: Option<i64>| t.map(to_rfc3339).unwrap_or_else(|| "-".to_string());
                         println!(
                             "{:<36}  {:<16}  {:<24}  {:<24}  {:<24}  {}",
                             t.id,
@@ -186,11 +200,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 TokenCommand::Revoke { org, id_or_prefix } => {
                     let org = find_org(&store, &org).await?;
-                    let t = store.revoke_scim_token(&org.id, &id_or_prefix, &Actor::Cli).await.map_err(|e| match e {
-                        StoreError::NotFound => anyhow!("no token {id_or_prefix:?} in organisation {:?}", org.slug),
-                        StoreError::Ambiguous(m) => anyhow!(m),
-                        other => other.into(),
-                    })?;
+                    let t = store
+                        .revoke_scim_token(&org.id, &id_or_prefix, &Actor::Cli)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::NotFound => {
+                                anyhow!("no token {id_or_prefix:?} in organisation {:?}", org.slug)
+                            }
+                            StoreError::Ambiguous(m) => anyhow!(m),
+                            other => other.into(),
+                        })?;
                     println!("revoked {} ({}, {})", t.id, t.prefix, t.label);
                 }
             }
@@ -204,5 +223,8 @@ async fn open(url: &str) -> anyhow::Result<Store> {
 }
 
 async fn find_org(store: &Store, slug: &str) -> anyhow::Result<crate::domain::Org> {
-    store.org_by_slug(slug).await?.ok_or_else(|| anyhow!("no organisation {slug:?} (create it with `org create {slug}`)"))
+    store
+        .org_by_slug(slug)
+        .await?
+        .ok_or_else(|| anyhow!("no organisation {slug:?} (create it with `org create {slug}`)"))
 }

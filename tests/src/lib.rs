@@ -38,6 +38,9 @@ pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const SCIM1_CORE_URN: &str = "urn:scim:schemas:core:1.0";
 
+/// What a successful Group PATCH (without projection parameters) answers.
+pub const GROUP_PATCH_STATUS: u16 = 204;
+
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +72,7 @@ macro_rules! backend_tests {
 pub async fn run_scenario<F: Future<Output = Result<()>>>(name: &str, f: F) {
     match tokio::time::timeout(SCENARIO_TIMEOUT, f).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("scenario {name} failed: {e:?}"),
+        Ok(Err(e)) => panic!("scenario {name} failed: {e:#}"),
         Err(_) => panic!("scenario {name} did not finish within {SCENARIO_TIMEOUT:?}"),
     }
 }
@@ -99,7 +102,8 @@ impl fmt::Debug for TestDb {
 }
 
 fn postgres_server() -> String {
-    std::env::var("PALISADE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+    std::env::var("PALISADE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
 }
 
 /// 64 random bits as hex, from the std hasher's random keys, the time and a counter.
@@ -108,7 +112,12 @@ pub fn random_hex() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     format!("{:016x}", h.finish())
 }
 
@@ -116,10 +125,16 @@ impl TestDb {
     pub async fn create(backend: Backend) -> Result<Arc<TestDb>> {
         match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir().context("creating a temporary directory for SQLite")?;
+                let dir =
+                    tempfile::tempdir().context("creating a temporary directory for SQLite")?;
                 let path = dir.path().join("palisade.db");
                 let url = format!("sqlite://{}", path.display());
-                Ok(Arc::new(TestDb { backend, url, _dir: Some(dir), pg: None }))
+                Ok(Arc::new(TestDb {
+                    backend,
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }))
             }
             Backend::Postgres => {
                 use sqlx::Connection;
@@ -138,7 +153,12 @@ impl TestDb {
                     .with_context(|| format!("creating database {name} on {admin}"))?;
                 let _ = conn.close().await;
                 let url = format!("{server}/{name}");
-                Ok(Arc::new(TestDb { backend, url, _dir: None, pg: Some((admin, name)) }))
+                Ok(Arc::new(TestDb {
+                    backend,
+                    url,
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }))
             }
         }
     }
@@ -146,14 +166,24 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
         // Drop runs inside the test's runtime: use a throwaway runtime on its own thread.
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                     let _ = conn.close().await;
                 }
             });
@@ -173,7 +203,11 @@ pub fn binary_path() -> PathBuf {
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
     target.join("debug").join("palisade-control-plane")
 }
 
@@ -198,13 +232,23 @@ pub async fn run_cli(args: &[&str]) -> Result<Output> {
 pub async fn run_cli_env(args: &[&str], envs: &[(&str, &str)]) -> Result<Output> {
     let bin = checked_binary()?;
     let mut cmd = tokio::process::Command::new(&bin);
-    cmd.args(args).env_remove("PALISADE_DATABASE_URL").stdin(Stdio::null()).kill_on_drop(true);
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PALISADE_") {
+            cmd.env_remove(k);
+        }
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let out = tokio::time::timeout(CLI_TIMEOUT, cmd.output())
         .await
-        .map_err(|_| anyhow!("`palisade-control-plane {}` did not finish within {CLI_TIMEOUT:?}", args.join(" ")))?
+        .map_err(|_| {
+            anyhow!(
+                "`palisade-control-plane {}` did not finish within {CLI_TIMEOUT:?}",
+                args.join(" ")
+            )
+        })?
         .with_context(|| format!("running {}", bin.display()))?;
     Ok(out)
 }
@@ -218,6 +262,15 @@ pub fn describe_output(args: &[&str], out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The server and CLI get no `PALISADE_*` settings from the test's environment.
+fn clear_palisade_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PALISADE_") {
+            cmd.env_remove(k);
+        }
+    }
 }
 
 /// A running `palisade-control-plane serve`, killed (SIGKILL) on drop.
@@ -278,15 +331,29 @@ impl ControlPlane {
     async fn spawn(&mut self) -> Result<()> {
         let bin = checked_binary()?;
         let mut cmd = Command::new(&bin);
-        cmd.args(["serve", "--database-url", &self.db.url, "--http-addr", "127.0.0.1:0"])
-            .args(&self.args)
-            .env_remove("PALISADE_DATABASE_URL")
-            .stdin(Stdio::null())
+        cmd.args([
+            "serve",
+            "--database-url",
+            &self.db.url,
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(&self.args);
+        clear_palisade_env(&mut cmd);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
-        let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe"))?;
-        let err = child.stderr.take().ok_or_else(|| anyhow!("no stderr pipe"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe"))?;
+        let err = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow!("no stderr pipe"))?;
         self.stdout = Default::default();
         self.stderr = Default::default();
         self.child = Some(child);
@@ -315,7 +382,9 @@ impl ControlPlane {
                             // Keep the head and a bounded tail; logs can be long.
                             if b.len() > 4_000_000 {
                                 let cut = b.len() - 2_000_000;
-                                let cut = (cut..b.len()).find(|i| b.is_char_boundary(*i)).unwrap_or(b.len());
+                                let cut = (cut..b.len())
+                                    .find(|i| b.is_char_boundary(*i))
+                                    .unwrap_or(b.len());
                                 b.replace_range(..cut, "[…]\n");
                             }
                             b.push_str(&String::from_utf8_lossy(&chunk[..n]));
@@ -426,7 +495,9 @@ impl ControlPlane {
 
     /// `scim-token create --org <org> --label <label>`: the token (stdout must be only the token).
     pub async fn create_token(&self, org: &str, label: &str) -> Result<String> {
-        let out = self.cli_ok(&["scim-token", "create", "--org", org, "--label", label]).await?;
+        let out = self
+            .cli_ok(&["scim-token", "create", "--org", org, "--label", label])
+            .await?;
         let token = out.trim();
         if token.is_empty() || token.contains(char::is_whitespace) {
             bail!("`scim-token create` must print only the token on stdout, got {out:?}");
@@ -436,7 +507,10 @@ impl ControlPlane {
 
     /// A plain GET outside SCIM (e.g. `/healthz`), returning status and body.
     pub async fn get_root(&self, path: &str) -> Result<(u16, String)> {
-        let r = http_client().get(format!("{}{path}", self.root_url)).send().await?;
+        let r = http_client()
+            .get(format!("{}{path}", self.root_url))
+            .send()
+            .await?;
         let status = r.status().as_u16();
         Ok((status, r.text().await?))
     }
@@ -479,7 +553,10 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {
         return path.to_string();
     }
-    let q: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
     let sep = if path.contains('?') { '&' } else { '?' };
     format!("{path}{sep}{}", q.join("&"))
 }
@@ -495,7 +572,12 @@ pub struct Scim {
 
 impl Scim {
     pub fn new(base: &str, token: Option<&str>) -> Scim {
-        Scim { http: http_client(), base: base.trim_end_matches('/').to_string(), token: token.map(str::to_string), user_agent: None }
+        Scim {
+            http: http_client(),
+            base: base.trim_end_matches('/').to_string(),
+            token: token.map(str::to_string),
+            user_agent: None,
+        }
     }
 
     /// The same client sending `User-Agent: ua` (reqwest sends none by default).
@@ -508,7 +590,8 @@ impl Scim {
         self.send(Method::GET, path, None, &[]).await
     }
     pub async fn get_q(&self, path: &str, params: &[(&str, &str)]) -> Result<Resp> {
-        self.send(Method::GET, &with_query(path, params), None, &[]).await
+        self.send(Method::GET, &with_query(path, params), None, &[])
+            .await
     }
     pub async fn post(&self, path: &str, body: &Value) -> Result<Resp> {
         self.send(Method::POST, path, Some(body), &[]).await
@@ -528,7 +611,13 @@ impl Scim {
     }
 
     /// Sends a JSON body as `application/scim+json` (unless `headers` sets a Content-Type).
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<Resp> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp> {
         let bytes = match body {
             Some(b) => Some(serde_json::to_vec(b)?),
             None => None,
@@ -537,8 +626,18 @@ impl Scim {
     }
 
     /// Sends raw bytes. A body gets `Content-Type: application/scim+json` unless `headers` has one.
-    pub async fn send_raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Result<Resp> {
-        let url = if path.starts_with("http://") || path.starts_with("https://") { path.to_string() } else { format!("{}{path}", self.base) };
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let mut rb = self.http.request(method.clone(), &url);
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
@@ -546,8 +645,12 @@ impl Scim {
         if let Some(ua) = &self.user_agent {
             rb = rb.header("User-Agent", ua);
         }
-        let has_ct = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-        let has_accept = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept"));
+        let has_ct = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let has_accept = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"));
         if !has_accept {
             rb = rb.header("Accept", "application/scim+json");
         }
@@ -563,13 +666,28 @@ impl Scim {
         let r = rb.send().await.with_context(|| format!("{method} {url}"))?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r.text().await.with_context(|| format!("reading the body of {method} {url}"))?;
+        let text = r
+            .text()
+            .await
+            .with_context(|| format!("reading the body of {method} {url}"))?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| anyhow!("{method} {url} -> {status}: body is not JSON ({e}): {}", truncate(&text, 2000)))?
+            serde_json::from_str(&text).map_err(|e| {
+                anyhow!(
+                    "{method} {url} -> {status}: body is not JSON ({e}): {}",
+                    truncate(&text, 2000)
+                )
+            })?
         };
-        let resp = Resp { method: method.to_string(), url, status, headers, text, body };
+        let resp = Resp {
+            method: method.to_string(),
+            url,
+            status,
+            headers,
+            text,
+            body,
+        };
         if !resp.text.trim().is_empty() {
             let ct = resp.header("content-type").unwrap_or_default();
             if !ct.to_ascii_lowercase().starts_with("application/scim+json") {
@@ -603,7 +721,13 @@ pub struct Resp {
 
 impl fmt::Display for Resp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} {} -> {}", self.method, truncate(&self.url, 300), self.status)?;
+        writeln!(
+            f,
+            "{} {} -> {}",
+            self.method,
+            truncate(&self.url, 300),
+            self.status
+        )?;
         for (k, v) in &self.headers {
             writeln!(f, "  {k}: {}", v.to_str().unwrap_or("<binary>"))?;
         }
@@ -619,13 +743,25 @@ impl fmt::Debug for Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     /// Fails unless the status is `status`.
     pub fn expect(&self, status: u16) -> Result<&Resp> {
         if self.status != status {
             bail!("expected status {status}, got:\n{self}");
+        }
+        Ok(self)
+    }
+
+    /// A successful Group PATCH without `attributes`/`excludedAttributes`: 204 and no body.
+    pub fn expect_group_patch(&self) -> Result<&Resp> {
+        if self.status != GROUP_PATCH_STATUS || (GROUP_PATCH_STATUS == 204 && !self.text.is_empty())
+        {
+            bail!("a Group PATCH without attributes/excludedAttributes must answer {GROUP_PATCH_STATUS} No Content, got:\n{self}");
         }
         Ok(self)
     }
@@ -644,7 +780,10 @@ impl Resp {
         if self.body["status"] != json!(status.to_string()) {
             bail!("error body must carry \"status\": \"{status}\" (a string):\n{self}");
         }
-        if !self.body["detail"].as_str().is_some_and(|d| !d.trim().is_empty()) {
+        if !self.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty())
+        {
             bail!("error body must carry a non-empty \"detail\":\n{self}");
         }
         if let Some(t) = scim_type {
@@ -657,19 +796,27 @@ impl Resp {
 
     /// The resource's `id`.
     pub fn id(&self) -> Result<String> {
-        self.body["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("response has no string \"id\":\n{self}"))
+        self.body["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("response has no string \"id\":\n{self}"))
     }
 
     /// Validates a ListResponse and returns its `Resources` (absent means none).
     pub fn list(&self) -> Result<Vec<Value>> {
         self.expect(200)?;
         let b = &self.body;
-        if !b["schemas"].as_array().is_some_and(|s| s.iter().any(|x| x == LIST_URN)) {
+        if !b["schemas"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x == LIST_URN))
+        {
             bail!("not a ListResponse (schemas must contain {LIST_URN}):\n{self}");
         }
         for k in ["totalResults", "startIndex", "itemsPerPage"] {
             if !b[k].is_u64() {
-                bail!("ListResponse \"{k}\" must be a non-negative integer (not a string):\n{self}");
+                bail!(
+                    "ListResponse \"{k}\" must be a non-negative integer (not a string):\n{self}"
+                );
             }
         }
         let res = match &b["Resources"] {
@@ -678,18 +825,27 @@ impl Resp {
             _ => bail!("ListResponse \"Resources\" must be an array:\n{self}"),
         };
         if b["itemsPerPage"].as_u64() != Some(res.len() as u64) {
-            bail!("itemsPerPage must equal the number of Resources ({}):\n{self}", res.len());
+            bail!(
+                "itemsPerPage must equal the number of Resources ({}):\n{self}",
+                res.len()
+            );
         }
         Ok(res)
     }
 
     pub fn total(&self) -> Result<u64> {
-        self.body["totalResults"].as_u64().ok_or_else(|| anyhow!("no integer totalResults:\n{self}"))
+        self.body["totalResults"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("no integer totalResults:\n{self}"))
     }
 
     /// `id`s of the listed resources, in order.
     pub fn list_ids(&self) -> Result<Vec<String>> {
-        Ok(self.list()?.iter().filter_map(|r| r["id"].as_str().map(str::to_string)).collect())
+        Ok(self
+            .list()?
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect())
     }
 }
 
@@ -704,7 +860,10 @@ pub fn user(user_name: &str) -> Value {
 }
 
 pub async fn create_user(scim: &Scim, user_name: &str) -> Result<String> {
-    scim.post("/Users", &user(user_name)).await?.expect(201)?.id()
+    scim.post("/Users", &user(user_name))
+        .await?
+        .expect(201)?
+        .id()
 }
 
 pub async fn create_user_body(scim: &Scim, body: &Value) -> Result<String> {
@@ -713,12 +872,25 @@ pub async fn create_user_body(scim: &Scim, body: &Value) -> Result<String> {
 
 pub async fn create_group(scim: &Scim, display_name: &str, members: &[&str]) -> Result<String> {
     let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-    scim.post("/Groups", &json!({"schemas": [GROUP_URN], "displayName": display_name, "members": members})).await?.expect(201)?.id()
+    scim.post(
+        "/Groups",
+        &json!({"schemas": [GROUP_URN], "displayName": display_name, "members": members}),
+    )
+    .await?
+    .expect(201)?
+    .id()
 }
 
 /// Member ids of a Group resource (absent `members` means none).
 pub fn member_ids(group: &Value) -> BTreeSet<String> {
-    group["members"].as_array().map(|a| a.iter().filter_map(|m| m["value"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    group["members"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["value"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// GETs a group and returns its member ids.
@@ -761,7 +933,10 @@ pub struct RawResp {
 
 impl RawResp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
@@ -769,46 +944,87 @@ impl RawResp {
 }
 
 /// Sends one HTTP/1.1 request with the request target exactly as given (no normalisation),
-/// only the headers given (plus Host, Connection: close and Content-Length), and reads the answer.
-pub async fn raw_http(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<RawResp> {
+/// only the headers given (plus Host, Connection: close and, unless a Transfer-Encoding header is
+/// given, Content-Length), and the body bytes verbatim; reads the answer.
+pub async fn raw_http(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<RawResp> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
-        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let mut req =
+            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let chunked = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+        if !chunked && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
             req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        s.write_all(req.as_bytes()).await?;
-        s.write_all(body).await?;
-        s.flush().await?;
+        // The server may answer early (413) and stop reading: keep what it sent.
+        let written = async {
+            s.write_all(req.as_bytes()).await?;
+            s.write_all(body).await?;
+            s.flush().await
+        }
+        .await;
         let mut buf = Vec::new();
         // The server may close after answering; a reset after the answer is fine.
         let _ = s.read_to_end(&mut buf).await;
-        parse_raw(&buf).with_context(|| format!("parsing the answer to {method} {target}: {:?}", truncate(&String::from_utf8_lossy(&buf), 500)))
+        if buf.is_empty() {
+            written.with_context(|| format!("sending {method} {target}"))?;
+        }
+        parse_raw(&buf).with_context(|| {
+            format!(
+                "parsing the answer to {method} {target}: {:?}",
+                truncate(&String::from_utf8_lossy(&buf), 500)
+            )
+        })
     };
-    tokio::time::timeout(Duration::from_secs(30), fut).await.map_err(|_| anyhow!("{method} {target}: no answer within 30 s"))?
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .map_err(|_| anyhow!("{method} {target}: no answer within 30 s"))?
 }
 
 fn parse_raw(buf: &[u8]) -> Result<RawResp> {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow!("no end of headers"))?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("no end of headers"))?;
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let mut rest = buf[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
     if chunked {
         let mut out = Vec::new();
         let mut i = 0;
         loop {
-            let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") else { break };
+            let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
             let size_str = String::from_utf8_lossy(&rest[i..i + nl]).into_owned();
-            let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+            let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16)
+                .unwrap_or(0);
             i += nl + 2;
             if size == 0 || i + size > rest.len() {
                 break;
@@ -818,5 +1034,9 @@ fn parse_raw(buf: &[u8]) -> Result<RawResp> {
         }
         rest = out;
     }
-    Ok(RawResp { status, headers, body: String::from_utf8_lossy(&rest).into_owned() })
+    Ok(RawResp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&rest).into_owned(),
+    })
 }

@@ -33,7 +33,9 @@ pub const DEFAULT_ORG_SLUG: &str = "default";
 pub fn validate_org_slug(slug: &str) -> Result<(), String> {
     let ok = !slug.is_empty()
         && slug.len() <= 63
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-');
     if ok {
         Ok(())
@@ -151,7 +153,11 @@ pub const ROLES: [&str; 4] = ["admin", "security", "developer", "read-only"];
 /// Normalises a role name (`Admin`, `read_only`, `READ-ONLY`) to its canonical spelling.
 pub fn parse_role(name: &str) -> Option<&'static str> {
     let n = name.trim().to_ascii_lowercase().replace('_', "-");
-    let n = if n == "readonly" { "read-only".to_string() } else { n };
+    let n = if n == "readonly" {
+        "read-only".to_string()
+    } else {
+        n
+    };
     ROLES.iter().copied().find(|r| *r == n)
 }
 
@@ -172,6 +178,9 @@ mod tests {
 
     #[test]
     fn formats_times_as_rfc3339_millis() {
-        assert_eq!(to_rfc3339(1_700_000_000_123_456), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            to_rfc3339(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }

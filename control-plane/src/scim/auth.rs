@@ -23,7 +23,9 @@ impl CredentialLimiter {
     pub fn new(per_second: u32, burst: u32) -> Option<CredentialLimiter> {
         let rate = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-        Some(CredentialLimiter { limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)) })
+        Some(CredentialLimiter {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        })
     }
 
     /// `Err(seconds to wait)` when the credential is over its rate.
@@ -54,32 +56,48 @@ fn base_url(state: &ScimState, req: &Request) -> String {
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
         .unwrap_or_else(|| "localhost".to_string());
     let scheme = if state.settings.tls { "https" } else { "http" };
     format!("{scheme}://{host}{SCIM_PREFIX}")
 }
 
 /// Authenticates the request, applies the credential's rate limit, and attaches the [`Caller`].
-pub async fn authenticate(State(state): State<ScimState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<ScimState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = bearer(&req) else {
         return ScimError::unauthorized("missing bearer token").into_response();
     };
     let auth = match state.store.authenticate_scim_token(token).await {
         Ok(Some(auth)) => auth,
-        Ok(None) => return ScimError::unauthorized("invalid or revoked bearer token").into_response(),
+        Ok(None) => {
+            return ScimError::unauthorized("invalid or revoked bearer token").into_response()
+        }
         Err(e) => return ScimError::from(e).into_response(),
     };
     if let Some(limiter) = &state.limiter {
         if let Err(wait) = limiter.check(&auth.token_id) {
-            return ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, "rate limit exceeded for this credential; retry later")
-                .with_retry_after(wait.max(1))
-                .into_response();
+            return ScimError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "rate limit exceeded for this credential; retry later",
+            )
+            .with_retry_after(wait.max(1))
+            .into_response();
         }
     }
     let caller = Caller {
         org_id: auth.org_id,
-        actor: Actor::ScimToken { id: auth.token_id, label: auth.label },
+        actor: Actor::ScimToken {
+            id: auth.token_id,
+            label: auth.label,
+        },
         base_url: base_url(&state, &req),
     };
     req.extensions_mut().insert(caller);

@@ -8,7 +8,9 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::error::ScimError;
-use super::schema::{all_schemas, resource_type_json, schema_json, GROUP_RESOURCE, LIST_RESPONSE_URN, USER_RESOURCE};
+use super::schema::{
+    all_schemas, resource_type_json, schema_json, GROUP_RESOURCE, LIST_RESPONSE_URN, USER_RESOURCE,
+};
 use super::{scim_response, Caller, ScimState};
 
 fn list_of(resources: Vec<Value>) -> Value {
@@ -21,7 +23,10 @@ fn list_of(resources: Vec<Value>) -> Value {
     })
 }
 
-pub async fn service_provider_config(State(state): State<ScimState>, Extension(caller): Extension<Caller>) -> Response {
+pub async fn service_provider_config(
+    State(state): State<ScimState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let s = &state.settings;
     scim_response(
         StatusCode::OK,
@@ -49,11 +54,17 @@ pub async fn service_provider_config(State(state): State<ScimState>, Extension(c
 }
 
 pub async fn resource_types(Extension(caller): Extension<Caller>) -> Response {
-    let list = [&USER_RESOURCE, &GROUP_RESOURCE].iter().map(|rt| resource_type_json(rt, &caller.base_url)).collect();
+    let list = [&USER_RESOURCE, &GROUP_RESOURCE]
+        .iter()
+        .map(|rt| resource_type_json(rt, &caller.base_url))
+        .collect();
     scim_response(StatusCode::OK, &list_of(list))
 }
 
-pub async fn resource_type(Extension(caller): Extension<Caller>, Path(name): Path<String>) -> Result<Response, ScimError> {
+pub async fn resource_type(
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
     [&USER_RESOURCE, &GROUP_RESOURCE]
         .iter()
         .find(|rt| rt.name.eq_ignore_ascii_case(&name))
@@ -62,11 +73,17 @@ pub async fn resource_type(Extension(caller): Extension<Caller>, Path(name): Pat
 }
 
 pub async fn schemas(Extension(caller): Extension<Caller>) -> Response {
-    let list = all_schemas().iter().map(|s| schema_json(s, &caller.base_url)).collect();
+    let list = all_schemas()
+        .iter()
+        .map(|s| schema_json(s, &caller.base_url))
+        .collect();
     scim_response(StatusCode::OK, &list_of(list))
 }
 
-pub async fn schema(Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Result<Response, ScimError> {
+pub async fn schema(
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
     all_schemas()
         .iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
@@ -75,13 +92,25 @@ pub async fn schema(Extension(caller): Extension<Caller>, Path(id): Path<String>
 }
 
 pub async fn me() -> ScimError {
-    ScimError::new(StatusCode::NOT_IMPLEMENTED, None, "/Me is not supported: SCIM tokens belong to an identity provider, not a user")
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "/Me is not supported: SCIM tokens belong to an identity provider, not a user",
+    )
 }
 
 pub async fn bulk() -> ScimError {
-    ScimError::new(StatusCode::NOT_IMPLEMENTED, None, "bulk operations are not supported (see ServiceProviderConfig)")
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "bulk operations are not supported (see ServiceProviderConfig)",
+    )
 }
 
 pub async fn root_search() -> ScimError {
-    ScimError::new(StatusCode::NOT_IMPLEMENTED, None, "search across resource types is not supported; use /Users/.search or /Groups/.search")
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "search across resource types is not supported; use /Users/.search or /Groups/.search",
+    )
 }

@@ -9,14 +9,18 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::filter::{as_eq_on, matches_element};
-use super::list::{effective_count, filter_sort_page, list_response, mentions, parse_filter, pushdown};
+use super::list::{
+    effective_count, filter_sort_page, list_response, mentions, parse_filter, pushdown,
+};
 use super::patch::{apply_patch, parse_patch_request, MemberChange};
 use super::render::{etag_matches, group_json, project, wants_attribute};
 use super::request::{projection_from_query, ListParams, ScimJson};
 use super::resource::canonical_resource;
 use super::schema::GROUP_RESOURCE;
 use super::users::{changed_attributes, check_if_match, contended, not_modified};
-use super::{if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES};
+use super::{
+    if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES,
+};
 use crate::domain::{Group, GroupWrite, MembershipChange};
 use crate::store::{GroupSelection, StoreError};
 
@@ -31,9 +35,14 @@ fn group_write(mut doc: Value) -> Result<(GroupWrite, Option<Vec<String>>), Scim
         .ok_or_else(|| ScimError::invalid_value("'displayName' is required"))?
         .to_string();
     if display_name.len() > 512 {
-        return Err(ScimError::invalid_value("'displayName' is longer than 512 bytes"));
+        return Err(ScimError::invalid_value(
+            "'displayName' is longer than 512 bytes",
+        ));
     }
-    let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
+    let external_id = doc
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let members = match doc.get("members") {
         None => None,
         Some(Value::Array(items)) => Some(
@@ -43,7 +52,9 @@ fn group_write(mut doc: Value) -> Result<(GroupWrite, Option<Vec<String>>), Scim
                     m.get("value")
                         .and_then(Value::as_str)
                         .map(str::to_string)
-                        .ok_or_else(|| ScimError::invalid_value("every member needs a string 'value'"))
+                        .ok_or_else(|| {
+                            ScimError::invalid_value("every member needs a string 'value'")
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -54,7 +65,14 @@ fn group_write(mut doc: Value) -> Result<(GroupWrite, Option<Vec<String>>), Scim
             m.remove(k);
         }
     }
-    Ok((GroupWrite { display_name, external_id, attributes: doc }, members))
+    Ok((
+        GroupWrite {
+            display_name,
+            external_id,
+            attributes: doc,
+        },
+        members,
+    ))
 }
 
 /// The document a PATCH operates on (members excluded: they are handled as row changes).
@@ -88,13 +106,31 @@ async fn load(state: &ScimState, caller: &Caller, id: &str) -> Result<Group, Sci
         .ok_or_else(|| ScimError::not_found(format!("no group with id {id:?}")))
 }
 
-async fn render(state: &ScimState, caller: &Caller, group: &Group, with_members: bool) -> Result<Value, ScimError> {
-    let members = if with_members { Some(state.store.group_members(&group.id).await?) } else { None };
+async fn render(
+    state: &ScimState,
+    caller: &Caller,
+    group: &Group,
+    with_members: bool,
+) -> Result<Value, ScimError> {
+    let members = if with_members {
+        Some(state.store.group_members(&group.id).await?)
+    } else {
+        None
+    };
     Ok(group_json(&caller.base_url, group, members.as_deref()))
 }
 
-fn respond(status: StatusCode, body: Value, attrs: &[String], excluded: &[String], location: bool) -> Response {
-    let loc = body.pointer("/meta/location").and_then(Value::as_str).map(str::to_string);
+fn respond(
+    status: StatusCode,
+    body: Value,
+    attrs: &[String],
+    excluded: &[String],
+    location: bool,
+) -> Response {
+    let loc = body
+        .pointer("/meta/location")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let mut response = scim_response(status, &project(&GROUP_RESOURCE, body, attrs, excluded));
     if location {
         if let Some(v) = loc.and_then(|l| HeaderValue::from_str(&l).ok()) {
@@ -104,23 +140,43 @@ fn respond(status: StatusCode, body: Value, attrs: &[String], excluded: &[String
     response
 }
 
-pub async fn list(State(state): State<ScimState>, Extension(caller): Extension<Caller>, RawQuery(q): RawQuery) -> Result<Response, ScimError> {
+pub async fn list(
+    State(state): State<ScimState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
     let params = ListParams::from_query(&query_pairs(q.as_deref())?)?;
     list_groups(&state, &caller, params).await
 }
 
-pub async fn search(State(state): State<ScimState>, Extension(caller): Extension<Caller>, ScimJson(body): ScimJson) -> Result<Response, ScimError> {
+pub async fn search(
+    State(state): State<ScimState>,
+    Extension(caller): Extension<Caller>,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
     let params = ListParams::from_search_body(&body)?;
     list_groups(&state, &caller, params).await
 }
 
-async fn list_groups(state: &ScimState, caller: &Caller, params: ListParams) -> Result<Response, ScimError> {
+async fn list_groups(
+    state: &ScimState,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<Response, ScimError> {
     let rt = &GROUP_RESOURCE;
     let f = parse_filter(rt, &params)?;
     let count = effective_count(&params, state.settings.max_results);
-    let want_members = wants_attribute(rt, "members", &params.attributes, &params.excluded_attributes);
+    let want_members = wants_attribute(
+        rt,
+        "members",
+        &params.attributes,
+        &params.excluded_attributes,
+    );
     let (groups, total): (Vec<Group>, usize) = if f.is_none() && params.sort_by.is_none() {
-        let (groups, total) = state.store.page_groups(&caller.org_id, params.start_index - 1, count).await?;
+        let (groups, total) = state
+            .store
+            .page_groups(&caller.org_id, params.start_index - 1, count)
+            .await?;
         (groups, usize::try_from(total).unwrap_or(0))
     } else {
         let selection = match f.as_ref() {
@@ -137,22 +193,34 @@ async fn list_groups(state: &ScimState, caller: &Caller, params: ListParams) -> 
             }
             None => GroupSelection::All,
         };
-        let candidates = state.store.select_groups(&caller.org_id, &selection).await?;
+        let candidates = state
+            .store
+            .select_groups(&caller.org_id, &selection)
+            .await?;
         let need_members = mentions(f.as_ref(), params.sort_by.as_deref(), "members");
         let mut rendered = Vec::with_capacity(candidates.len());
         for g in &candidates {
             rendered.push(render(state, caller, g, need_members).await?);
         }
         let (page, total) = filter_sort_page(rt, rendered, f.as_ref(), &params, count)?;
-        let ids: Vec<&str> = page.iter().filter_map(|v| v.get("id").and_then(Value::as_str)).collect();
-        let groups = ids.iter().filter_map(|id| candidates.iter().find(|g| g.id == *id).cloned()).collect();
+        let ids: Vec<&str> = page
+            .iter()
+            .filter_map(|v| v.get("id").and_then(Value::as_str))
+            .collect();
+        let groups = ids
+            .iter()
+            .filter_map(|id| candidates.iter().find(|g| g.id == *id).cloned())
+            .collect();
         (groups, total)
     };
     let mut page = Vec::with_capacity(groups.len());
     for g in &groups {
         page.push(render(state, caller, g, want_members).await?);
     }
-    Ok(scim_response(StatusCode::OK, &list_response(rt, page, total, &params)))
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(rt, page, total, &params),
+    ))
 }
 
 pub async fn create(
@@ -162,7 +230,15 @@ pub async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let (write, members) = group_write(canonical_resource(&GROUP_RESOURCE, body)?)?;
-    let group = state.store.create_group(&caller.org_id, &caller.actor, write, &members.unwrap_or_default()).await?;
+    let group = state
+        .store
+        .create_group(
+            &caller.org_id,
+            &caller.actor,
+            write,
+            &members.unwrap_or_default(),
+        )
+        .await?;
     let (attrs, excluded) = projection_from_query(&query_pairs(q.as_deref())?);
     let body = render(&state, &caller, &group, true).await?;
     Ok(respond(StatusCode::CREATED, body, &attrs, &excluded, true))
@@ -197,15 +273,36 @@ pub async fn replace(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let (write, members) = group_write(canonical_resource(&GROUP_RESOURCE, body)?)?;
-    let changes: Vec<MembershipChange> = members.map(MembershipChange::ReplaceAll).into_iter().collect();
+    let changes: Vec<MembershipChange> = members
+        .map(MembershipChange::ReplaceAll)
+        .into_iter()
+        .collect();
     for _ in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let detail = json!({"changed": changed_attributes(&patchable(&current), &column_doc(&write)), "membership": describe(&changes), "via": "PUT"});
-        match state.store.update_group(&caller.org_id, &id, &caller.actor, Some(current.version), Some(write.clone()), &changes, detail).await {
+        match state
+            .store
+            .update_group(
+                &caller.org_id,
+                &id,
+                &caller.actor,
+                Some(current.version),
+                Some(write.clone()),
+                &changes,
+                detail,
+            )
+            .await
+        {
             Ok(group) => {
                 let (attrs, excluded) = projection_from_query(&query_pairs(q.as_deref())?);
-                let body = render(&state, &caller, &group, wants_attribute(&GROUP_RESOURCE, "members", &attrs, &excluded)).await?;
+                let body = render(
+                    &state,
+                    &caller,
+                    &group,
+                    wants_attribute(&GROUP_RESOURCE, "members", &attrs, &excluded),
+                )
+                .await?;
                 return Ok(respond(StatusCode::OK, body, &attrs, &excluded, false));
             }
             Err(StoreError::VersionConflict) if pinned.is_none() => continue,
@@ -231,7 +328,11 @@ fn describe(changes: &[MembershipChange]) -> Value {
 
 /// Turns the PATCH engine's member changes into row changes; a filtered removal other than
 /// `value eq "id"` is evaluated against the current members.
-async fn membership_changes(state: &ScimState, group_id: &str, changes: Vec<MemberChange>) -> Result<Vec<MembershipChange>, ScimError> {
+async fn membership_changes(
+    state: &ScimState,
+    group_id: &str,
+    changes: Vec<MemberChange>,
+) -> Result<Vec<MembershipChange>, ScimError> {
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         out.push(match change {
@@ -284,11 +385,30 @@ pub async fn patch(
         let changes = membership_changes(&state, &id, outcome.member_changes).await?;
         // Attribute changes are checked against the version read; membership-only changes are
         // row operations that need no such check (unless the client pinned a version).
-        let (expected, write) = if changed.is_empty() { (pinned, None) } else { (Some(current.version), Some(write)) };
+        let (expected, write) = if changed.is_empty() {
+            (pinned, None)
+        } else {
+            (Some(current.version), Some(write))
+        };
         let detail = json!({"changed": changed, "membership": describe(&changes), "via": "PATCH"});
-        match state.store.update_group(&caller.org_id, &id, &caller.actor, expected, write, &changes, detail).await {
+        match state
+            .store
+            .update_group(
+                &caller.org_id,
+                &id,
+                &caller.actor,
+                expected,
+                write,
+                &changes,
+                detail,
+            )
+            .await
+        {
             Ok(group) => {
-                let with_members = attrs.iter().any(|a| a.eq_ignore_ascii_case("members") || a.to_ascii_lowercase().starts_with("members."));
+                let with_members = attrs.iter().any(|a| {
+                    a.eq_ignore_ascii_case("members")
+                        || a.to_ascii_lowercase().starts_with("members.")
+                });
                 let body = render(&state, &caller, &group, with_members).await?;
                 return Ok(respond(StatusCode::OK, body, &attrs, &excluded, false));
             }
@@ -309,9 +429,13 @@ pub async fn delete(
         let current = load(&state, &caller, &id).await?;
         check_if_match(&headers, current.version)?;
     }
-    state.store.delete_group(&caller.org_id, &id, &caller.actor).await.map_err(|e| match e {
-        StoreError::NotFound => ScimError::not_found(format!("no group with id {id:?}")),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .delete_group(&caller.org_id, &id, &caller.actor)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ScimError::not_found(format!("no group with id {id:?}")),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -23,7 +23,11 @@ pub fn parse_filter(rt: &ResourceType, params: &ListParams) -> Result<Option<Fil
 
 /// The page size to use: the client's `count` (negative means 0), capped at `max_results`.
 pub fn effective_count(params: &ListParams, max_results: i64) -> i64 {
-    params.count.map(|c| c.max(0)).unwrap_or(max_results).min(max_results)
+    params
+        .count
+        .map(|c| c.max(0))
+        .unwrap_or(max_results)
+        .min(max_results)
 }
 
 /// Finds an `attr eq "value"` conjunct that an index can answer: the filter is that term, or an
@@ -42,12 +46,19 @@ pub fn pushdown<'f>(f: &'f Filter, attr: &str) -> Option<&'f str> {
 pub fn mentions(f: Option<&Filter>, sort_by: Option<&str>, attr: &str) -> bool {
     fn walk(f: &Filter, attr: &str) -> bool {
         match f {
-            Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => p.name.eq_ignore_ascii_case(attr),
+            Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => {
+                p.name.eq_ignore_ascii_case(attr)
+            }
             Filter::And(a, b) | Filter::Or(a, b) => walk(a, attr) || walk(b, attr),
             Filter::Not(x) => walk(x, attr),
         }
     }
-    f.is_some_and(|f| walk(f, attr)) || sort_by.is_some_and(|s| s.split('.').next().is_some_and(|n| n.eq_ignore_ascii_case(attr)))
+    f.is_some_and(|f| walk(f, attr))
+        || sort_by.is_some_and(|s| {
+            s.split('.')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(attr))
+        })
 }
 
 /// Filters, sorts and pages rendered resources held in memory; returns the page and the total.
@@ -62,9 +73,12 @@ pub fn filter_sort_page(
         resources.retain(|r| filter::matches(rt, f, r));
     }
     if let Some(sort_by) = params.sort_by.as_deref() {
-        let path = AttrPath::parse(sort_by).map_err(|_| ScimError::invalid_value(format!("cannot sort by {sort_by:?}")))?;
+        let path = AttrPath::parse(sort_by)
+            .map_err(|_| ScimError::invalid_value(format!("cannot sort by {sort_by:?}")))?;
         if rt.resolve(&path.full_name()).is_none() {
-            return Err(ScimError::invalid_value(format!("cannot sort by unknown attribute {sort_by:?}")));
+            return Err(ScimError::invalid_value(format!(
+                "cannot sort by unknown attribute {sort_by:?}"
+            )));
         }
         // A stable sort keeps creation order among equal keys, so paging stays deterministic.
         resources.sort_by(|a, b| {
@@ -84,7 +98,12 @@ pub fn filter_sort_page(
 }
 
 /// The ListResponse envelope, with each resource projected.
-pub fn list_response(rt: &ResourceType, page: Vec<Value>, total: usize, params: &ListParams) -> Value {
+pub fn list_response(
+    rt: &ResourceType,
+    page: Vec<Value>,
+    total: usize,
+    params: &ListParams,
+) -> Value {
     let resources: Vec<Value> = page
         .into_iter()
         .map(|r| project(rt, r, &params.attributes, &params.excluded_attributes))

@@ -71,8 +71,13 @@ pub struct ScimState {
 
 impl ScimState {
     pub fn new(store: Store, settings: ScimSettings) -> ScimState {
-        let limiter = auth::CredentialLimiter::new(settings.rate_per_second, settings.rate_burst).map(Arc::new);
-        ScimState { store, settings: Arc::new(settings), limiter }
+        let limiter = auth::CredentialLimiter::new(settings.rate_per_second, settings.rate_burst)
+            .map(Arc::new);
+        ScimState {
+            store,
+            settings: Arc::new(settings),
+            limiter,
+        }
     }
 }
 
@@ -90,12 +95,27 @@ pub fn router(state: ScimState) -> Router {
     Router::new()
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", post(users::search))
-        .route("/Users/{id}", get(users::fetch).put(users::replace).patch(users::patch).delete(users::delete))
+        .route(
+            "/Users/{id}",
+            get(users::fetch)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
         .route("/Groups", get(groups::list).post(groups::create))
         .route("/Groups/.search", post(groups::search))
-        .route("/Groups/{id}", get(groups::fetch).put(groups::replace).patch(groups::patch).delete(groups::delete))
+        .route(
+            "/Groups/{id}",
+            get(groups::fetch)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
         .route("/.search", post(discovery::root_search))
-        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
         .route("/ResourceTypes", get(discovery::resource_types))
         .route("/ResourceTypes/{name}", get(discovery::resource_type))
         .route("/Schemas", get(discovery::schemas))
@@ -104,7 +124,10 @@ pub fn router(state: ScimState) -> Router {
         .route("/Bulk", axum::routing::any(discovery::bulk))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }
 
@@ -113,14 +136,21 @@ async fn not_found() -> ScimError {
 }
 
 async fn method_not_allowed() -> ScimError {
-    ScimError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed on this SCIM endpoint")
+    ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "method not allowed on this SCIM endpoint",
+    )
 }
 
 /// A SCIM JSON response with the right content type, and an ETag when the resource has a version.
 pub fn scim_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
     if let Some(version) = body.pointer("/meta/version").and_then(Value::as_str) {
         if let Ok(v) = HeaderValue::from_str(version) {
             headers.insert(header::ETAG, v);
@@ -131,12 +161,18 @@ pub fn scim_response(status: StatusCode, body: &Value) -> Response {
 
 /// The `If-Match` header, if any.
 pub fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The `If-None-Match` header, if any.
 pub fn if_none_match(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Parses a raw query string into decoded pairs (400 on malformed encoding).

@@ -15,7 +15,9 @@ pub fn etag(version: i64) -> String {
 pub fn etag_matches(header: &str, version: i64) -> bool {
     let current = etag(version);
     header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag == current || tag.trim_start_matches("W/") == current.trim_start_matches("W/")
+        tag == "*"
+            || tag == current
+            || tag.trim_start_matches("W/") == current.trim_start_matches("W/")
     })
 }
 
@@ -61,7 +63,13 @@ pub fn user_json(base_url: &str, user: &User, groups: Option<&[GroupRef]>) -> Va
     }
     out.insert(
         "meta".into(),
-        meta("User", user.created_at, user.updated_at, format!("{base_url}/Users/{}", user.id), user.version),
+        meta(
+            "User",
+            user.created_at,
+            user.updated_at,
+            format!("{base_url}/Users/{}", user.id),
+            user.version,
+        ),
     );
     Value::Object(out)
 }
@@ -96,14 +104,25 @@ pub fn group_json(base_url: &str, group: &Group, members: Option<&[GroupMember]>
     }
     out.insert(
         "meta".into(),
-        meta("Group", group.created_at, group.updated_at, format!("{base_url}/Groups/{}", group.id), group.version),
+        meta(
+            "Group",
+            group.created_at,
+            group.updated_at,
+            format!("{base_url}/Groups/{}", group.id),
+            group.version,
+        ),
     );
     Value::Object(out)
 }
 
 /// Whether a projection could need this top-level attribute (so callers can skip loading
 /// members of a large group when `excludedAttributes=members`).
-pub fn wants_attribute(rt: &ResourceType, name: &str, attributes: &[String], excluded: &[String]) -> bool {
+pub fn wants_attribute(
+    rt: &ResourceType,
+    name: &str,
+    attributes: &[String],
+    excluded: &[String],
+) -> bool {
     let names = |list: &[String]| -> Vec<&'static str> {
         list.iter()
             .filter_map(|a| match rt.resolve(a) {
@@ -113,7 +132,9 @@ pub fn wants_attribute(rt: &ResourceType, name: &str, attributes: &[String], exc
             .collect()
     };
     if !attributes.is_empty() {
-        return names(attributes).iter().any(|n| n.eq_ignore_ascii_case(name));
+        return names(attributes)
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name));
     }
     // Excluding a sub-attribute ("members.display") still needs the attribute.
     !excluded.iter().any(|a| matches!(rt.resolve(a), Some((Resolved::Core(def), None)) if def.name.eq_ignore_ascii_case(name)))
@@ -121,8 +142,15 @@ pub fn wants_attribute(rt: &ResourceType, name: &str, attributes: &[String], exc
 
 /// Applies `attributes` (keep only these, plus those always returned) or `excludedAttributes`
 /// (drop these, unless always returned) to a rendered resource (RFC 7644 §3.9).
-pub fn project(rt: &ResourceType, resource: Value, attributes: &[String], excluded: &[String]) -> Value {
-    let Value::Object(mut map) = resource else { return resource };
+pub fn project(
+    rt: &ResourceType,
+    resource: Value,
+    attributes: &[String],
+    excluded: &[String],
+) -> Value {
+    let Value::Object(mut map) = resource else {
+        return resource;
+    };
     if !attributes.is_empty() {
         let mut out = Map::new();
         for key in ["schemas", "id"] {
@@ -145,12 +173,19 @@ fn never_removed(def: &AttrDef) -> bool {
     def.returned == Returned::Always || def.name == "id"
 }
 
-fn copy_path(rt: &ResourceType, from: &Map<String, Value>, to: &mut Map<String, Value>, path: &str) {
+fn copy_path(
+    rt: &ResourceType,
+    from: &Map<String, Value>,
+    to: &mut Map<String, Value>,
+    path: &str,
+) {
     match rt.resolve(path) {
         Some((Resolved::Core(def), sub)) => copy_attr(from, to, def, sub),
         Some((Resolved::Extension(schema, def), sub)) => {
             if let Some(Value::Object(ext)) = from.get(schema.id) {
-                let target = to.entry(schema.id.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let target = to
+                    .entry(schema.id.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(t) = target {
                     copy_attr(ext, t, def, sub);
                     if t.is_empty() {
@@ -168,8 +203,15 @@ fn copy_path(rt: &ResourceType, from: &Map<String, Value>, to: &mut Map<String, 
     }
 }
 
-fn copy_attr(from: &Map<String, Value>, to: &mut Map<String, Value>, def: &AttrDef, sub: Option<&str>) {
-    let Some(value) = from.get(def.name) else { return };
+fn copy_attr(
+    from: &Map<String, Value>,
+    to: &mut Map<String, Value>,
+    def: &AttrDef,
+    sub: Option<&str>,
+) {
+    let Some(value) = from.get(def.name) else {
+        return;
+    };
     let Some(sub) = sub.and_then(|s| def.sub(s)) else {
         to.insert(def.name.to_string(), value.clone());
         return;
@@ -267,16 +309,48 @@ mod tests {
         let r = json!({"schemas": ["s"], "id": "1", "userName": "a", "name": {"givenName": "A", "familyName": "B"},
             "emails": [{"value": "a@x", "type": "work"}], "meta": {"resourceType": "User"},
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D", "costCenter": "1"}});
-        let p = project(&USER_RESOURCE, r.clone(), &["userName".into(), "name.givenName".into(), "emails.value".into(),
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department".into()], &[]);
-        assert_eq!(p, json!({"schemas": ["s"], "id": "1", "userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x"}],
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}));
-        let p = project(&USER_RESOURCE, r, &[], &["name".into(), "id".into(), "emails.type".into()]);
+        let p = project(
+            &USER_RESOURCE,
+            r.clone(),
+            &[
+                "userName".into(),
+                "name.givenName".into(),
+                "emails.value".into(),
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department".into(),
+            ],
+            &[],
+        );
+        assert_eq!(
+            p,
+            json!({"schemas": ["s"], "id": "1", "userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}})
+        );
+        let p = project(
+            &USER_RESOURCE,
+            r,
+            &[],
+            &["name".into(), "id".into(), "emails.type".into()],
+        );
         assert!(p.get("name").is_none());
         assert_eq!(p["id"], "1");
         assert_eq!(p["emails"], json!([{"value": "a@x"}]));
-        assert!(!wants_attribute(&GROUP_RESOURCE, "members", &[], &["members".into()]));
-        assert!(wants_attribute(&GROUP_RESOURCE, "members", &[], &["members.display".into()]));
-        assert!(!wants_attribute(&GROUP_RESOURCE, "members", &["displayName".into()], &[]));
+        assert!(!wants_attribute(
+            &GROUP_RESOURCE,
+            "members",
+            &[],
+            &["members".into()]
+        ));
+        assert!(wants_attribute(
+            &GROUP_RESOURCE,
+            "members",
+            &[],
+            &["members.display".into()]
+        ));
+        assert!(!wants_attribute(
+            &GROUP_RESOURCE,
+            "members",
+            &["displayName".into()],
+            &[]
+        ));
     }
 }

@@ -19,7 +19,11 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
         check_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ScimError::new(StatusCode::PAYLOAD_TOO_LARGE, None, "request body exceeds the maximum size")
+                ScimError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    "request body exceeds the maximum size",
+                )
             } else {
                 ScimError::invalid_syntax("could not read the request body")
             }
@@ -27,14 +31,17 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
         if bytes.is_empty() {
             return Err(ScimError::invalid_syntax("the request body is empty"));
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+        })?;
         Ok(ScimJson(value))
     }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ScimError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
     if essence == "application/scim+json" || essence == "application/json" {
@@ -71,28 +78,38 @@ pub struct ListParams {
 }
 
 fn split_attrs(s: &str) -> Vec<String> {
-    s.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect()
+    s.split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect()
 }
 
 fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
-    value
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| ScimError::bad_request(ScimType::InvalidValue, format!("'{name}' must be an integer")))
+    value.trim().parse::<i64>().map_err(|_| {
+        ScimError::bad_request(
+            ScimType::InvalidValue,
+            format!("'{name}' must be an integer"),
+        )
+    })
 }
 
 fn parse_sort_order(value: &str) -> Result<SortOrder, ScimError> {
     match value.to_ascii_lowercase().as_str() {
         "ascending" => Ok(SortOrder::Ascending),
         "descending" => Ok(SortOrder::Descending),
-        _ => Err(ScimError::invalid_value("'sortOrder' must be \"ascending\" or \"descending\"")),
+        _ => Err(ScimError::invalid_value(
+            "'sortOrder' must be \"ascending\" or \"descending\"",
+        )),
     }
 }
 
 impl ListParams {
     /// From a query string's decoded pairs (names case-insensitive).
     pub fn from_query(pairs: &[(String, String)]) -> Result<ListParams, ScimError> {
-        let mut p = ListParams { start_index: 1, ..Default::default() };
+        let mut p = ListParams {
+            start_index: 1,
+            ..Default::default()
+        };
         for (k, v) in pairs {
             match k.to_ascii_lowercase().as_str() {
                 "filter" => p.filter = Some(v.clone()),
@@ -112,28 +129,45 @@ impl ListParams {
     /// From a `POST /.search` SearchRequest body (numbers may arrive as strings).
     pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
         let Value::Object(map) = body else {
-            return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "a SearchRequest must be a JSON object",
+            ));
         };
-        let mut p = ListParams { start_index: 1, ..Default::default() };
+        let mut p = ListParams {
+            start_index: 1,
+            ..Default::default()
+        };
         let as_int = |name: &str, v: &Value| -> Result<i64, ScimError> {
             match v {
-                Value::Number(n) => n.as_i64().ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer"))),
+                Value::Number(n) => n.as_i64().ok_or_else(|| {
+                    ScimError::invalid_value(format!("'{name}' must be an integer"))
+                }),
                 Value::String(s) => parse_int(name, s),
-                _ => Err(ScimError::invalid_value(format!("'{name}' must be an integer"))),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{name}' must be an integer"
+                ))),
             }
         };
         let as_list = |name: &str, v: &Value| -> Result<Vec<String>, ScimError> {
             match v {
                 Value::Array(items) => items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_string).ok_or_else(|| ScimError::invalid_value(format!("'{name}' must list strings"))))
+                    .map(|i| {
+                        i.as_str().map(str::to_string).ok_or_else(|| {
+                            ScimError::invalid_value(format!("'{name}' must list strings"))
+                        })
+                    })
                     .collect(),
                 Value::String(s) => Ok(split_attrs(s)),
-                _ => Err(ScimError::invalid_value(format!("'{name}' must be an array of strings"))),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{name}' must be an array of strings"
+                ))),
             }
         };
         let as_str = |name: &str, v: &Value| -> Result<String, ScimError> {
-            v.as_str().map(str::to_string).ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be a string")))
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be a string")))
         };
         for (k, v) in map {
             if v.is_null() {
@@ -175,12 +209,20 @@ mod tests {
     use serde_json::json;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn query_parameters() {
-        let p = ListParams::from_query(&q(&[("startIndex", "0"), ("COUNT", "5"), ("attributes", "userName, emails")])).unwrap();
+        let p = ListParams::from_query(&q(&[
+            ("startIndex", "0"),
+            ("COUNT", "5"),
+            ("attributes", "userName, emails"),
+        ]))
+        .unwrap();
         assert_eq!(p.start_index, 1);
         assert_eq!(p.count, Some(5));
         assert_eq!(p.attributes, vec!["userName", "emails"]);

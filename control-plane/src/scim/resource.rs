@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use super::schema::{AttrDef, AttrType, Mutability, ResourceType, Resolved, SCIM1_CORE_URN};
+use super::schema::{AttrDef, AttrType, Mutability, Resolved, ResourceType, SCIM1_CORE_URN};
 
 /// Renames the keys of `value` (an attribute's value, single or multi-valued) to the schema's
 /// spelling, recursively through sub-attributes, and drops keys the schema does not know and
@@ -49,7 +49,9 @@ fn canonicalize_single(def: &AttrDef, value: Value) -> Value {
 pub fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<(), ScimError> {
     if def.multi_valued {
         let Value::Array(items) = value else {
-            return Err(ScimError::invalid_value(format!("'{path}' must be an array")));
+            return Err(ScimError::invalid_value(format!(
+                "'{path}' must be an array"
+            )));
         };
         for item in items {
             check_single(def, item, path)?;
@@ -62,13 +64,17 @@ pub fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<(), ScimE
 fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<(), ScimError> {
     let ok = match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => value.is_string(),
-        AttrType::DateTime => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        AttrType::DateTime => value
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
         AttrType::Boolean => value.is_boolean(),
         AttrType::Integer => value.is_i64() || value.is_u64(),
         AttrType::Decimal => value.is_number(),
         AttrType::Complex => {
             let Value::Object(map) = value else {
-                return Err(ScimError::invalid_value(format!("'{path}' must be an object")));
+                return Err(ScimError::invalid_value(format!(
+                    "'{path}' must be an object"
+                )));
             };
             for (k, v) in map {
                 if let Some(sub) = def.sub(k) {
@@ -89,7 +95,9 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<(), ScimErro
             AttrType::Decimal => "a number",
             AttrType::Complex => "an object",
         };
-        Err(ScimError::invalid_value(format!("'{path}' must be {expected}")))
+        Err(ScimError::invalid_value(format!(
+            "'{path}' must be {expected}"
+        )))
     }
 }
 
@@ -100,20 +108,34 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<(), ScimErro
 /// §2.2 allows; `password` is dropped because Palisade never authenticates users itself.
 pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimError> {
     let Value::Object(input) = body else {
-        return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "the request body must be a JSON object",
+        ));
     };
-    if let Some(schemas) = input.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).map(|(_, v)| v) {
+    if let Some(schemas) = input
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .map(|(_, v)| v)
+    {
         let Value::Array(list) = schemas else {
-            return Err(ScimError::invalid_syntax("'schemas' must be an array of URNs"));
+            return Err(ScimError::invalid_syntax(
+                "'schemas' must be an array of URNs",
+            ));
         };
         let names_core = list.iter().filter_map(Value::as_str).any(|u| {
             u.eq_ignore_ascii_case(rt.schema.id) || u.eq_ignore_ascii_case(SCIM1_CORE_URN)
         });
         if !names_core {
-            return Err(ScimError::invalid_syntax(format!("'schemas' must include {}", rt.schema.id)));
+            return Err(ScimError::invalid_syntax(format!(
+                "'schemas' must include {}",
+                rt.schema.id
+            )));
         }
     } else {
-        return Err(ScimError::invalid_syntax(format!("'schemas' is required and must include {}", rt.schema.id)));
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' is required and must include {}",
+            rt.schema.id
+        )));
     }
 
     let mut out = Map::new();
@@ -126,7 +148,9 @@ pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimE
             Some((Resolved::Core(def), Some(sub))) => {
                 // A dotted key at the top level ("name.givenName"): merge into the parent.
                 if let Some(sub_def) = def.sub(sub) {
-                    let parent = out.entry(def.name.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                    let parent = out
+                        .entry(def.name.to_string())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(m) = parent {
                         if !value.is_null() {
                             m.insert(sub_def.name.to_string(), canonicalize(sub_def, value));
@@ -136,9 +160,14 @@ pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimE
             }
             Some((Resolved::ExtensionObject(schema), _)) => {
                 let Value::Object(ext) = value else {
-                    return Err(ScimError::invalid_syntax(format!("'{}' must be an object", schema.id)));
+                    return Err(ScimError::invalid_syntax(format!(
+                        "'{}' must be an object",
+                        schema.id
+                    )));
                 };
-                let target = out.entry(schema.id.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let target = out
+                    .entry(schema.id.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 for (k, v) in ext {
                     if let (Some(def), Value::Object(t)) = (schema.attr(&k), &mut *target) {
                         if !v.is_null() && def.mutability != Mutability::ReadOnly {
@@ -150,11 +179,15 @@ pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimE
                 }
             }
             Some((Resolved::Extension(schema, def), sub)) => {
-                let target = out.entry(schema.id.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let target = out
+                    .entry(schema.id.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(t) = target {
                     match sub.and_then(|s| def.sub(s)) {
                         Some(sub_def) => {
-                            let parent = t.entry(def.name.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                            let parent = t
+                                .entry(def.name.to_string())
+                                .or_insert_with(|| Value::Object(Map::new()));
                             if let Value::Object(p) = parent {
                                 p.insert(sub_def.name.to_string(), canonicalize(sub_def, value));
                             }
@@ -183,7 +216,10 @@ pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimE
             None => false,
         };
         if !present {
-            return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is required",
+                def.name
+            )));
         }
     }
 
@@ -197,7 +233,12 @@ pub fn canonical_resource(rt: &ResourceType, body: Value) -> Result<Value, ScimE
     Ok(Value::Object(out))
 }
 
-fn put_attr(out: &mut Map<String, Value>, def: &'static AttrDef, value: Value, name: &str) -> Result<(), ScimError> {
+fn put_attr(
+    out: &mut Map<String, Value>,
+    def: &'static AttrDef,
+    value: Value,
+    name: &str,
+) -> Result<(), ScimError> {
     if def.mutability == Mutability::ReadOnly || def.name == "password" {
         return Ok(());
     }
@@ -222,7 +263,10 @@ fn strip_read_only_subs(def: &AttrDef, value: Value) -> Value {
     }
     let strip = |v: Value| match v {
         Value::Object(mut m) => {
-            m.retain(|k, _| def.sub(k).is_none_or(|s| s.mutability != Mutability::ReadOnly || def.name == "members"));
+            m.retain(|k, _| {
+                def.sub(k)
+                    .is_none_or(|s| s.mutability != Mutability::ReadOnly || def.name == "members")
+            });
             Value::Object(m)
         }
         other => other,
@@ -257,23 +301,45 @@ mod tests {
         let r = canonical_resource(&USER_RESOURCE, body).unwrap();
         assert_eq!(r["userName"], "ada@example.com");
         assert_eq!(r["active"], true);
-        assert!(r.get("id").is_none() && r.get("password").is_none() && r.get("x-unknown").is_none());
+        assert!(
+            r.get("id").is_none() && r.get("password").is_none() && r.get("x-unknown").is_none()
+        );
         assert!(r.get("nickName").is_none());
         assert_eq!(r["name"], json!({"givenName": "Ada"}));
         assert_eq!(r["emails"][0]["primary"], true);
         assert_eq!(r[ENTERPRISE_USER_URN]["department"], "R&D");
         assert_eq!(r[ENTERPRISE_USER_URN]["manager"], json!({"value": "m1"}));
-        assert_eq!(r["schemas"], json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_URN]));
+        assert_eq!(
+            r["schemas"],
+            json!([
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                ENTERPRISE_USER_URN
+            ])
+        );
     }
 
     #[test]
     fn rejects_missing_required_and_wrong_types() {
-        let e = canonical_resource(&USER_RESOURCE, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]})).unwrap_err();
+        let e = canonical_resource(
+            &USER_RESOURCE,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}),
+        )
+        .unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         let e = canonical_resource(&USER_RESOURCE, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "active": "maybe"})).unwrap_err();
-        assert_eq!(e.scim_type, Some(super::super::error::ScimType::InvalidValue));
-        let e = canonical_resource(&GROUP_RESOURCE, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "x"})).unwrap_err();
-        assert_eq!(e.scim_type, Some(super::super::error::ScimType::InvalidSyntax));
+        assert_eq!(
+            e.scim_type,
+            Some(super::super::error::ScimType::InvalidValue)
+        );
+        let e = canonical_resource(
+            &GROUP_RESOURCE,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.scim_type,
+            Some(super::super::error::ScimType::InvalidSyntax)
+        );
     }
 
     #[test]

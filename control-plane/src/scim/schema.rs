@@ -69,7 +69,9 @@ pub struct AttrDef {
 impl AttrDef {
     /// Case-insensitive lookup of a sub-attribute.
     pub fn sub(&self, name: &str) -> Option<&'static AttrDef> {
-        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -85,7 +87,9 @@ pub struct SchemaDef {
 impl SchemaDef {
     /// Case-insensitive lookup of a top-level attribute.
     pub fn attr(&self, name: &str) -> Option<&'static AttrDef> {
-        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -115,11 +119,20 @@ const fn boolean(name: &'static str, description: &'static str) -> AttrDef {
 }
 
 const fn typed_value(canonical: &'static [&'static str]) -> AttrDef {
-    AttrDef { canonical_values: canonical, ..string("type", "A label indicating the attribute's function.") }
+    AttrDef {
+        canonical_values: canonical,
+        ..string("type", "A label indicating the attribute's function.")
+    }
 }
 
-const PRIMARY: AttrDef = boolean("primary", "Indicates the primary or preferred attribute value.");
-const DISPLAY: AttrDef = string("display", "A human-readable name, primarily used for display purposes.");
+const PRIMARY: AttrDef = boolean(
+    "primary",
+    "Indicates the primary or preferred attribute value.",
+);
+const DISPLAY: AttrDef = string(
+    "display",
+    "A human-readable name, primarily used for display purposes.",
+);
 
 /// Sub-attributes shared by the simple multi-valued attributes (emails, phoneNumbers, ims, photos, …).
 macro_rules! multi_value_subs {
@@ -149,13 +162,23 @@ const ADDRESS_SUBS: &[AttrDef] = &[
 ];
 
 const GROUP_REF_SUBS: &[AttrDef] = &[
-    AttrDef { mutability: Mutability::ReadOnly, ..string("value", "The identifier of the User's group.") },
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        ..string("value", "The identifier of the User's group.")
+    },
     AttrDef {
         mutability: Mutability::ReadOnly,
         reference_types: &["User", "Group"],
-        ..base("$ref", AttrType::Reference, "The URI of the corresponding 'Group' resource.")
+        ..base(
+            "$ref",
+            AttrType::Reference,
+            "The URI of the corresponding 'Group' resource.",
+        )
     },
-    AttrDef { mutability: Mutability::ReadOnly, ..DISPLAY },
+    AttrDef {
+        mutability: Mutability::ReadOnly,
+        ..DISPLAY
+    },
     AttrDef {
         mutability: Mutability::ReadOnly,
         canonical_values: &["direct", "indirect"],
@@ -238,16 +261,32 @@ pub static ENTERPRISE_USER_SCHEMA: SchemaDef = SchemaDef {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: &[
-        string("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
+        string(
+            "employeeNumber",
+            "Numeric or alphanumeric identifier assigned to a person.",
+        ),
         string("costCenter", "Identifies the name of a cost center."),
         string("organization", "Identifies the name of an organization."),
         string("division", "Identifies the name of a division."),
         string("department", "Identifies the name of a department."),
         AttrDef {
             sub_attributes: &[
-                string("value", "The id of the SCIM resource representing the User's manager."),
-                AttrDef { reference_types: &["User"], ..base("$ref", AttrType::Reference, "The URI of the manager's User resource.") },
-                AttrDef { mutability: Mutability::ReadOnly, ..string("displayName", "The displayName of the User's manager.") },
+                string(
+                    "value",
+                    "The id of the SCIM resource representing the User's manager.",
+                ),
+                AttrDef {
+                    reference_types: &["User"],
+                    ..base(
+                        "$ref",
+                        AttrType::Reference,
+                        "The URI of the manager's User resource.",
+                    )
+                },
+                AttrDef {
+                    mutability: Mutability::ReadOnly,
+                    ..string("displayName", "The displayName of the User's manager.")
+                },
             ],
             ..base("manager", AttrType::Complex, "The User's manager.")
         },
@@ -262,17 +301,42 @@ pub static GROUP_SCHEMA: SchemaDef = SchemaDef {
         AttrDef {
             required: true,
             uniqueness: Uniqueness::Server,
-            ..string("displayName", "A human-readable name for the Group; unique within the organisation.")
+            ..string(
+                "displayName",
+                "A human-readable name for the Group; unique within the organisation.",
+            )
         },
         AttrDef {
             multi_valued: true,
             sub_attributes: &[
-                AttrDef { mutability: Mutability::Immutable, ..string("value", "Identifier of the member of this Group.") },
-                AttrDef { mutability: Mutability::Immutable, reference_types: &["User", "Group"], ..base("$ref", AttrType::Reference, "The URI of the member resource.") },
-                AttrDef { mutability: Mutability::ReadOnly, ..DISPLAY },
-                AttrDef { mutability: Mutability::Immutable, canonical_values: &["User", "Group"], ..string("type", "The type of member.") },
+                AttrDef {
+                    mutability: Mutability::Immutable,
+                    ..string("value", "Identifier of the member of this Group.")
+                },
+                AttrDef {
+                    mutability: Mutability::Immutable,
+                    reference_types: &["User", "Group"],
+                    ..base(
+                        "$ref",
+                        AttrType::Reference,
+                        "The URI of the member resource.",
+                    )
+                },
+                AttrDef {
+                    mutability: Mutability::ReadOnly,
+                    ..DISPLAY
+                },
+                AttrDef {
+                    mutability: Mutability::Immutable,
+                    canonical_values: &["User", "Group"],
+                    ..string("type", "The type of member.")
+                },
             ],
-            ..base("members", AttrType::Complex, "A list of members of the Group.")
+            ..base(
+                "members",
+                AttrType::Complex,
+                "A list of members of the Group.",
+            )
         },
     ],
 };
@@ -284,17 +348,52 @@ pub static COMMON_ATTRIBUTES: &[AttrDef] = &[
         mutability: Mutability::ReadOnly,
         returned: Returned::Always,
         uniqueness: Uniqueness::Server,
-        ..string("id", "Unique, stable, server-assigned identifier of the resource.")
+        ..string(
+            "id",
+            "Unique, stable, server-assigned identifier of the resource.",
+        )
     },
-    AttrDef { case_exact: true, ..string("externalId", "Identifier of the resource as defined by the provisioning client.") },
+    AttrDef {
+        case_exact: true,
+        ..string(
+            "externalId",
+            "Identifier of the resource as defined by the provisioning client.",
+        )
+    },
     AttrDef {
         mutability: Mutability::ReadOnly,
         sub_attributes: &[
-            AttrDef { case_exact: true, mutability: Mutability::ReadOnly, ..string("resourceType", "The name of the resource type.") },
-            AttrDef { mutability: Mutability::ReadOnly, ..base("created", AttrType::DateTime, "When the resource was added.") },
-            AttrDef { mutability: Mutability::ReadOnly, ..base("lastModified", AttrType::DateTime, "When the resource was last modified.") },
-            AttrDef { case_exact: true, mutability: Mutability::ReadOnly, ..base("location", AttrType::Reference, "The URI of the resource.") },
-            AttrDef { case_exact: true, mutability: Mutability::ReadOnly, ..string("version", "The version (ETag) of the resource.") },
+            AttrDef {
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..string("resourceType", "The name of the resource type.")
+            },
+            AttrDef {
+                mutability: Mutability::ReadOnly,
+                ..base(
+                    "created",
+                    AttrType::DateTime,
+                    "When the resource was added.",
+                )
+            },
+            AttrDef {
+                mutability: Mutability::ReadOnly,
+                ..base(
+                    "lastModified",
+                    AttrType::DateTime,
+                    "When the resource was last modified.",
+                )
+            },
+            AttrDef {
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..base("location", AttrType::Reference, "The URI of the resource.")
+            },
+            AttrDef {
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..string("version", "The version (ETag) of the resource.")
+            },
         ],
         ..base("meta", AttrType::Complex, "Resource metadata.")
     },
@@ -345,7 +444,10 @@ impl ResourceType {
 
     /// The extension with this URN (case-insensitive).
     pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// Resolves a top-level attribute name, without URN prefix, in the common and core schema.
@@ -368,7 +470,9 @@ impl ResourceType {
                     return Some((Resolved::ExtensionObject(schema), None));
                 }
                 let (name, sub) = split_sub(rest);
-                schema.attr(name).map(|a| (Resolved::Extension(schema, a), sub))
+                schema
+                    .attr(name)
+                    .map(|a| (Resolved::Extension(schema, a), sub))
             }
             _ => {
                 let (name, sub) = split_sub(rest);
@@ -380,7 +484,10 @@ impl ResourceType {
     /// Strips a known schema URN prefix. `Ok((None, name))` when there is no URN prefix;
     /// `None` when the name carries an unknown URN.
     fn split_urn<'a>(&self, full: &'a str) -> Option<(Option<&'static SchemaDef>, &'a str)> {
-        if !full.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        if !full
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             return Some((None, full));
         }
         let schemas = std::iter::once(self.schema).chain(self.extensions.iter().copied());
@@ -503,16 +610,22 @@ mod tests {
         let (r, sub) = USER_RESOURCE.resolve("name.givenName").unwrap();
         assert!(matches!(r, Resolved::Core(a) if a.name == "name"));
         assert_eq!(sub, Some("givenName"));
-        let (r, sub) = USER_RESOURCE.resolve("urn:ietf:params:scim:schemas:core:2.0:User:userName").unwrap();
+        let (r, sub) = USER_RESOURCE
+            .resolve("urn:ietf:params:scim:schemas:core:2.0:User:userName")
+            .unwrap();
         assert!(matches!(r, Resolved::Core(a) if a.name == "userName"));
         assert_eq!(sub, None);
         let (r, sub) = USER_RESOURCE
             .resolve("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
             .unwrap();
-        assert!(matches!(r, Resolved::Extension(s, a) if s.id == ENTERPRISE_USER_URN && a.name == "manager"));
+        assert!(
+            matches!(r, Resolved::Extension(s, a) if s.id == ENTERPRISE_USER_URN && a.name == "manager")
+        );
         assert_eq!(sub, Some("value"));
         assert!(USER_RESOURCE.resolve("urn:example:unknown:foo").is_none());
         assert!(USER_RESOURCE.resolve("nosuchattr").is_none());
-        assert!(matches!(USER_RESOURCE.resolve("id").unwrap().0, Resolved::Core(a) if a.case_exact));
+        assert!(
+            matches!(USER_RESOURCE.resolve("id").unwrap().0, Resolved::Core(a) if a.case_exact)
+        );
     }
 }

@@ -9,13 +9,17 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::error::ScimError;
-use super::list::{effective_count, filter_sort_page, list_response, mentions, parse_filter, pushdown};
+use super::list::{
+    effective_count, filter_sort_page, list_response, mentions, parse_filter, pushdown,
+};
 use super::patch::{apply_patch, parse_patch_request};
 use super::render::{etag_matches, project, user_json, wants_attribute};
 use super::request::{projection_from_query, ListParams, ScimJson};
 use super::resource::canonical_resource;
 use super::schema::USER_RESOURCE;
-use super::{if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES};
+use super::{
+    if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES,
+};
 use crate::domain::{parse_role, GroupRef, User, UserWrite};
 use crate::store::{StoreError, UserSelection};
 
@@ -32,9 +36,14 @@ fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
         .ok_or_else(|| ScimError::invalid_value("'userName' is required"))?
         .to_string();
     if user_name.len() > 512 {
-        return Err(ScimError::invalid_value("'userName' is longer than 512 bytes"));
+        return Err(ScimError::invalid_value(
+            "'userName' is longer than 512 bytes",
+        ));
     }
-    let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
+    let external_id = doc
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
     let primary_role = primary_role(&doc)?;
     if let Value::Object(m) = &mut doc {
@@ -42,17 +51,33 @@ fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
             m.remove(k);
         }
     }
-    Ok(UserWrite { user_name, external_id, active, primary_role, attributes: doc })
+    Ok(UserWrite {
+        user_name,
+        external_id,
+        active,
+        primary_role,
+        attributes: doc,
+    })
 }
 
 /// The Palisade role named by `roles[primary eq true].value` (or by the only role given).
 fn primary_role(doc: &Value) -> Result<Option<String>, ScimError> {
-    let Some(Value::Array(roles)) = doc.get("roles") else { return Ok(None) };
+    let Some(Value::Array(roles)) = doc.get("roles") else {
+        return Ok(None);
+    };
     let chosen = roles
         .iter()
         .find(|r| r.get("primary").and_then(Value::as_bool) == Some(true))
-        .or_else(|| if roles.len() == 1 { roles.first() } else { None });
-    let Some(value) = chosen.and_then(|r| r.get("value")).and_then(Value::as_str) else { return Ok(None) };
+        .or_else(|| {
+            if roles.len() == 1 {
+                roles.first()
+            } else {
+                None
+            }
+        });
+    let Some(value) = chosen.and_then(|r| r.get("value")).and_then(Value::as_str) else {
+        return Ok(None);
+    };
     parse_role(value).map(|r| Some(r.to_string())).ok_or_else(|| {
         ScimError::invalid_value(format!(
             "primary role {value:?} is not a Palisade role; use one of admin, security, developer, read-only"
@@ -76,8 +101,16 @@ fn patchable(user: &User) -> Value {
 /// Names of the attributes that differ between two documents, for the audit trail.
 pub(crate) fn changed_attributes(old: &Value, new: &Value) -> Vec<String> {
     let empty = serde_json::Map::new();
-    let (o, n) = (old.as_object().unwrap_or(&empty), new.as_object().unwrap_or(&empty));
-    let mut keys: Vec<String> = o.keys().chain(n.keys()).filter(|k| o.get(*k) != n.get(*k)).cloned().collect();
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut keys: Vec<String> = o
+        .keys()
+        .chain(n.keys())
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect();
     keys.sort();
     keys.dedup();
     keys
@@ -91,22 +124,34 @@ fn audit_action(old_active: bool, new_active: bool) -> &'static str {
     }
 }
 
-async fn groups_for(state: &ScimState, ids: &[&str]) -> Result<HashMap<String, Vec<GroupRef>>, ScimError> {
+async fn groups_for(
+    state: &ScimState,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<GroupRef>>, ScimError> {
     Ok(state.store.groups_of_users(ids).await?)
 }
 
 async fn render_one(state: &ScimState, caller: &Caller, user: &User) -> Result<Value, ScimError> {
     let groups = groups_for(state, &[&user.id]).await?;
-    Ok(user_json(&caller.base_url, user, Some(groups.get(&user.id).map(Vec::as_slice).unwrap_or(&[]))))
+    Ok(user_json(
+        &caller.base_url,
+        user,
+        Some(groups.get(&user.id).map(Vec::as_slice).unwrap_or(&[])),
+    ))
 }
 
 /// Adds each user's `groups` to rendered users that lack it.
 async fn attach_groups(state: &ScimState, page: &mut [Value]) -> Result<(), ScimError> {
-    let ids: Vec<String> = page.iter().filter_map(|u| u.get("id").and_then(Value::as_str).map(str::to_string)).collect();
+    let ids: Vec<String> = page
+        .iter()
+        .filter_map(|u| u.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let groups = groups_for(state, &refs).await?;
     for u in page.iter_mut() {
-        let Some(id) = u.get("id").and_then(Value::as_str).map(str::to_string) else { continue };
+        let Some(id) = u.get("id").and_then(Value::as_str).map(str::to_string) else {
+            continue;
+        };
         let list: Vec<Value> = groups
             .get(&id)
             .map(|gs| {
@@ -122,9 +167,17 @@ async fn attach_groups(state: &ScimState, page: &mut [Value]) -> Result<(), Scim
     Ok(())
 }
 
-fn single(status: StatusCode, body: Value, query: Option<&str>, location: bool) -> Result<Response, ScimError> {
+fn single(
+    status: StatusCode,
+    body: Value,
+    query: Option<&str>,
+    location: bool,
+) -> Result<Response, ScimError> {
     let (attrs, excluded) = projection_from_query(&query_pairs(query)?);
-    let loc = body.pointer("/meta/location").and_then(Value::as_str).map(str::to_string);
+    let loc = body
+        .pointer("/meta/location")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let mut response = scim_response(status, &project(&USER_RESOURCE, body, &attrs, &excluded));
     if location {
         if let Some(v) = loc.and_then(|l| HeaderValue::from_str(&l).ok()) {
@@ -134,24 +187,47 @@ fn single(status: StatusCode, body: Value, query: Option<&str>, location: bool) 
     Ok(response)
 }
 
-pub async fn list(State(state): State<ScimState>, Extension(caller): Extension<Caller>, RawQuery(q): RawQuery) -> Result<Response, ScimError> {
+pub async fn list(
+    State(state): State<ScimState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ScimError> {
     let params = ListParams::from_query(&query_pairs(q.as_deref())?)?;
     list_users(&state, &caller, params).await
 }
 
-pub async fn search(State(state): State<ScimState>, Extension(caller): Extension<Caller>, ScimJson(body): ScimJson) -> Result<Response, ScimError> {
+pub async fn search(
+    State(state): State<ScimState>,
+    Extension(caller): Extension<Caller>,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
     let params = ListParams::from_search_body(&body)?;
     list_users(&state, &caller, params).await
 }
 
-async fn list_users(state: &ScimState, caller: &Caller, params: ListParams) -> Result<Response, ScimError> {
+async fn list_users(
+    state: &ScimState,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<Response, ScimError> {
     let rt = &USER_RESOURCE;
     let f = parse_filter(rt, &params)?;
     let count = effective_count(&params, state.settings.max_results);
-    let want_groups = wants_attribute(rt, "groups", &params.attributes, &params.excluded_attributes);
+    let want_groups = wants_attribute(
+        rt,
+        "groups",
+        &params.attributes,
+        &params.excluded_attributes,
+    );
     let (mut page, total) = if f.is_none() && params.sort_by.is_none() {
-        let (users, total) = state.store.page_users(&caller.org_id, params.start_index - 1, count).await?;
-        let page: Vec<Value> = users.iter().map(|u| user_json(&caller.base_url, u, None)).collect();
+        let (users, total) = state
+            .store
+            .page_users(&caller.org_id, params.start_index - 1, count)
+            .await?;
+        let page: Vec<Value> = users
+            .iter()
+            .map(|u| user_json(&caller.base_url, u, None))
+            .collect();
         (page, usize::try_from(total).unwrap_or(0))
     } else {
         let selection = match f.as_ref() {
@@ -169,7 +245,10 @@ async fn list_users(state: &ScimState, caller: &Caller, params: ListParams) -> R
             None => UserSelection::All,
         };
         let users = state.store.select_users(&caller.org_id, &selection).await?;
-        let mut rendered: Vec<Value> = users.iter().map(|u| user_json(&caller.base_url, u, None)).collect();
+        let mut rendered: Vec<Value> = users
+            .iter()
+            .map(|u| user_json(&caller.base_url, u, None))
+            .collect();
         if mentions(f.as_ref(), params.sort_by.as_deref(), "groups") {
             attach_groups(state, &mut rendered).await?;
         }
@@ -178,7 +257,10 @@ async fn list_users(state: &ScimState, caller: &Caller, params: ListParams) -> R
     if want_groups && page.first().is_some_and(|u| u.get("groups").is_none()) {
         attach_groups(state, &mut page).await?;
     }
-    Ok(scim_response(StatusCode::OK, &list_response(rt, page, total, &params)))
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(rt, page, total, &params),
+    ))
 }
 
 pub async fn create(
@@ -188,8 +270,16 @@ pub async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let write = user_write(canonical_resource(&USER_RESOURCE, body)?)?;
-    let user = state.store.create_user(&caller.org_id, &caller.actor, write).await?;
-    single(StatusCode::CREATED, user_json(&caller.base_url, &user, Some(&[])), q.as_deref(), true)
+    let user = state
+        .store
+        .create_user(&caller.org_id, &caller.actor, write)
+        .await?;
+    single(
+        StatusCode::CREATED,
+        user_json(&caller.base_url, &user, Some(&[])),
+        q.as_deref(),
+        true,
+    )
 }
 
 async fn load(state: &ScimState, caller: &Caller, id: &str) -> Result<User, ScimError> {
@@ -211,7 +301,12 @@ pub async fn fetch(
     if if_none_match(&headers).is_some_and(|h| etag_matches(&h, user.version)) {
         return Ok(not_modified(user.version));
     }
-    single(StatusCode::OK, render_one(&state, &caller, &user).await?, q.as_deref(), false)
+    single(
+        StatusCode::OK,
+        render_one(&state, &caller, &user).await?,
+        q.as_deref(),
+        false,
+    )
 }
 
 pub(crate) fn not_modified(version: i64) -> Response {
@@ -226,7 +321,9 @@ pub(crate) fn check_if_match(headers: &HeaderMap, version: i64) -> Result<Option
     match if_match(headers) {
         None => Ok(None),
         Some(h) if etag_matches(&h, version) => Ok(Some(version)),
-        Some(_) => Err(ScimError::precondition_failed("If-Match does not match the resource's current version")),
+        Some(_) => Err(ScimError::precondition_failed(
+            "If-Match does not match the resource's current version",
+        )),
     }
 }
 
@@ -256,8 +353,27 @@ pub async fn replace(
             "via": "PUT",
         });
         let action = audit_action(current.active, write.active);
-        match state.store.replace_user(&caller.org_id, &id, &caller.actor, current.version, write.clone(), action, detail).await {
-            Ok(user) => return single(StatusCode::OK, render_one(&state, &caller, &user).await?, q.as_deref(), false),
+        match state
+            .store
+            .replace_user(
+                &caller.org_id,
+                &id,
+                &caller.actor,
+                current.version,
+                write.clone(),
+                action,
+                detail,
+            )
+            .await
+        {
+            Ok(user) => {
+                return single(
+                    StatusCode::OK,
+                    render_one(&state, &caller, &user).await?,
+                    q.as_deref(),
+                    false,
+                )
+            }
             Err(StoreError::VersionConflict) if pinned.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -267,7 +383,12 @@ pub async fn replace(
 
 pub(crate) fn contended() -> ScimError {
     tracing::warn!("gave up a write after repeated concurrent modifications");
-    ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the resource is being modified concurrently; retry").with_retry_after(1)
+    ScimError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "the resource is being modified concurrently; retry",
+    )
+    .with_retry_after(1)
 }
 
 pub async fn patch(
@@ -296,8 +417,27 @@ pub async fn patch(
         }
         let detail = json!({"changed": changed_attributes(&before, &after), "active": write.active, "via": "PATCH"});
         let action = audit_action(current.active, write.active);
-        match state.store.replace_user(&caller.org_id, &id, &caller.actor, current.version, write, action, detail).await {
-            Ok(user) => return single(StatusCode::OK, render_one(&state, &caller, &user).await?, q.as_deref(), false),
+        match state
+            .store
+            .replace_user(
+                &caller.org_id,
+                &id,
+                &caller.actor,
+                current.version,
+                write,
+                action,
+                detail,
+            )
+            .await
+        {
+            Ok(user) => {
+                return single(
+                    StatusCode::OK,
+                    render_one(&state, &caller, &user).await?,
+                    q.as_deref(),
+                    false,
+                )
+            }
             Err(StoreError::VersionConflict) if pinned.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -315,10 +455,14 @@ pub async fn delete(
         let current = load(&state, &caller, &id).await?;
         check_if_match(&headers, current.version)?;
     }
-    state.store.delete_user(&caller.org_id, &id, &caller.actor).await.map_err(|e| match e {
-        StoreError::NotFound => ScimError::not_found(format!("no user with id {id:?}")),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .delete_user(&caller.org_id, &id, &caller.actor)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ScimError::not_found(format!("no user with id {id:?}")),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -328,10 +472,20 @@ mod tests {
 
     #[test]
     fn primary_role_rules() {
-        assert_eq!(primary_role(&json!({"roles": [{"value": "Admin", "primary": true}, {"value": "x"}]})).unwrap(), Some("admin".into()));
-        assert_eq!(primary_role(&json!({"roles": [{"value": "security"}]})).unwrap(), Some("security".into()));
+        assert_eq!(
+            primary_role(&json!({"roles": [{"value": "Admin", "primary": true}, {"value": "x"}]}))
+                .unwrap(),
+            Some("admin".into())
+        );
+        assert_eq!(
+            primary_role(&json!({"roles": [{"value": "security"}]})).unwrap(),
+            Some("security".into())
+        );
         assert_eq!(primary_role(&json!({"roles": []})).unwrap(), None);
-        assert_eq!(primary_role(&json!({"roles": [{"value": "a"}, {"value": "b"}]})).unwrap(), None);
+        assert_eq!(
+            primary_role(&json!({"roles": [{"value": "a"}, {"value": "b"}]})).unwrap(),
+            None
+        );
         assert!(primary_role(&json!({"roles": [{"value": "owner", "primary": true}]})).is_err());
     }
 }

@@ -48,7 +48,11 @@ pub(crate) async fn record(
 
 impl Store {
     /// The audit events of one resource (or of the whole organisation), oldest first.
-    pub async fn audit_events(&self, org_id: &str, resource_id: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
+    pub async fn audit_events(
+        &self,
+        org_id: &str,
+        resource_id: Option<&str>,
+    ) -> StoreResult<Vec<AuditEvent>> {
         let rows = match resource_id {
             Some(rid) => {
                 sqlx::query(

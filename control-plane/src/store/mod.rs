@@ -96,7 +96,11 @@ impl Store {
             }
         };
         MIGRATOR.run(&write).await?;
-        Ok(Store { write, read, backend })
+        Ok(Store {
+            write,
+            read,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -141,7 +145,10 @@ fn normalise_url(url: &str) -> StoreResult<(Backend, String)> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_string()));
     }
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return Err(StoreError::InvalidUrl(
             "expected sqlite://<path> or postgres://user@host:port/database".to_string(),
         ));
@@ -158,14 +165,22 @@ fn normalise_url(url: &str) -> StoreResult<(Backend, String)> {
     let file = PathBuf::from_str(path).map_err(|_| StoreError::InvalidUrl(url.to_string()))?;
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_private_dir(dir).map_err(|e| {
-            StoreError::InvalidUrl(format!("cannot create database directory {}: {e}", dir.display()))
+            StoreError::InvalidUrl(format!(
+                "cannot create database directory {}: {e}",
+                dir.display()
+            ))
         })?;
     }
-    let mut params: Vec<String> = query.map(|q| q.split('&').map(str::to_string).collect()).unwrap_or_default();
+    let mut params: Vec<String> = query
+        .map(|q| q.split('&').map(str::to_string).collect())
+        .unwrap_or_default();
     if !params.iter().any(|p| p.starts_with("mode=")) {
         params.push("mode=rwc".to_string());
     }
-    Ok((Backend::Sqlite, format!("sqlite://{}?{}", path, params.join("&"))))
+    Ok((
+        Backend::Sqlite,
+        format!("sqlite://{}?{}", path, params.join("&")),
+    ))
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -199,7 +214,10 @@ pub(crate) fn conflict_on_unique(e: sqlx::Error, what: &str) -> StoreError {
 
 /// Builds `$1, $2, …` placeholders starting at `start`.
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -208,7 +226,10 @@ mod tests {
 
     #[test]
     fn recognises_urls() {
-        assert_eq!(normalise_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert_eq!(
+            normalise_url("postgres://u@h/db").unwrap().0,
+            Backend::Postgres
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/x.db");
         let (b, u) = normalise_url(&format!("sqlite://{}", p.display())).unwrap();

@@ -10,7 +10,11 @@ impl Store {
     /// Creates an organisation; `Conflict` if the slug is taken.
     pub async fn create_org(&self, slug: &str, actor: &Actor) -> StoreResult<Org> {
         validate_org_slug(slug).map_err(StoreError::InvalidReference)?;
-        let org = Org { id: new_id(), slug: slug.to_string(), created_at: now_micros() };
+        let org = Org {
+            id: new_id(),
+            slug: slug.to_string(),
+            created_at: now_micros(),
+        };
         let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO orgs (id, slug, created_at) VALUES ($1, $2, $3)")
             .bind(&org.id)
@@ -19,7 +23,16 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_on_unique(e, &format!("organisation {slug:?} already exists")))?;
-        audit::record(&mut tx, &org.id, actor, "org.create", "Org", Some(&org.id), json!({"slug": slug})).await?;
+        audit::record(
+            &mut tx,
+            &org.id,
+            actor,
+            "org.create",
+            "Org",
+            Some(&org.id),
+            json!({"slug": slug}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(org)
     }
@@ -33,7 +46,10 @@ impl Store {
             Ok(org) => Ok((org, true)),
             // Another process (a second replica, a CLI call) created it first.
             Err(StoreError::Conflict(_)) => {
-                let org = self.org_by_slug(DEFAULT_ORG_SLUG).await?.ok_or(StoreError::NotFound)?;
+                let org = self
+                    .org_by_slug(DEFAULT_ORG_SLUG)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
                 Ok((org, false))
             }
             Err(e) => Err(e),
@@ -45,8 +61,14 @@ impl Store {
             .bind(slug)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| Ok(Org { id: r.try_get("id")?, slug: r.try_get("slug")?, created_at: r.try_get("created_at")? }))
-            .transpose()
+        row.map(|r| {
+            Ok(Org {
+                id: r.try_get("id")?,
+                slug: r.try_get("slug")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// The organisation with this slug, or `NotFound`.
@@ -55,9 +77,17 @@ impl Store {
     }
 
     pub async fn list_orgs(&self) -> StoreResult<Vec<Org>> {
-        let rows = sqlx::query("SELECT id, slug, created_at FROM orgs ORDER BY slug").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT id, slug, created_at FROM orgs ORDER BY slug")
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
-            .map(|r| Ok(Org { id: r.try_get("id")?, slug: r.try_get("slug")?, created_at: r.try_get("created_at")? }))
+            .map(|r| {
+                Ok(Org {
+                    id: r.try_get("id")?,
+                    slug: r.try_get("slug")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
             .collect()
     }
 }

@@ -52,15 +52,25 @@ const TOKEN_COLUMNS: &str = "id, org_id, label, prefix, created_at, last_used_at
 
 impl Store {
     /// Mints a token for the organisation.
-    pub async fn create_scim_token(&self, org_id: &str, label: &str, actor: &Actor) -> StoreResult<NewScimToken> {
+    pub async fn create_scim_token(
+        &self,
+        org_id: &str,
+        label: &str,
+        actor: &Actor,
+    ) -> StoreResult<NewScimToken> {
         let label = label.trim();
         if label.is_empty() || label.len() > 200 {
-            return Err(StoreError::InvalidReference("a token label must be 1-200 characters".to_string()));
+            return Err(StoreError::InvalidReference(
+                "a token label must be 1-200 characters".to_string(),
+            ));
         }
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         use base64::Engine as _;
-        let secret = format!("{SCIM_TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let secret = format!(
+            "{SCIM_TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
         let token = ScimToken {
             id: new_id(),
             org_id: org_id.to_string(),
@@ -82,31 +92,55 @@ impl Store {
         .bind(token.created_at)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, org_id, actor, "scim-token.create", "ScimToken", Some(&token.id), json!({"label": label, "prefix": token.prefix})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "scim-token.create",
+            "ScimToken",
+            Some(&token.id),
+            json!({"label": label, "prefix": token.prefix}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(NewScimToken { token, secret })
     }
 
     pub async fn list_scim_tokens(&self, org_id: &str) -> StoreResult<Vec<ScimToken>> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM scim_tokens WHERE org_id = $1 ORDER BY created_at, id"))
-            .bind(org_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM scim_tokens WHERE org_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(token_from_row).collect()
     }
 
     /// Revokes the token whose id or prefix is given. Revoking a revoked token is a no-op.
-    pub async fn revoke_scim_token(&self, org_id: &str, id_or_prefix: &str, actor: &Actor) -> StoreResult<ScimToken> {
+    pub async fn revoke_scim_token(
+        &self,
+        org_id: &str,
+        id_or_prefix: &str,
+        actor: &Actor,
+    ) -> StoreResult<ScimToken> {
         let matches: Vec<ScimToken> = self
             .list_scim_tokens(org_id)
             .await?
             .into_iter()
-            .filter(|t| t.id == id_or_prefix || (id_or_prefix.len() >= 6 && t.prefix.starts_with(id_or_prefix)))
+            .filter(|t| {
+                t.id == id_or_prefix
+                    || (id_or_prefix.len() >= 6 && t.prefix.starts_with(id_or_prefix))
+            })
             .collect();
         let token = match matches.as_slice() {
             [] => return Err(StoreError::NotFound),
             [one] => one.clone(),
-            _ => return Err(StoreError::Ambiguous(format!("{} tokens match {id_or_prefix:?}; give the id", matches.len()))),
+            _ => {
+                return Err(StoreError::Ambiguous(format!(
+                    "{} tokens match {id_or_prefix:?}; give the id",
+                    matches.len()
+                )))
+            }
         };
         if token.revoked_at.is_some() {
             return Ok(token);
@@ -118,14 +152,29 @@ impl Store {
             .bind(&token.id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, org_id, actor, "scim-token.revoke", "ScimToken", Some(&token.id), json!({"label": token.label, "prefix": token.prefix})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "scim-token.revoke",
+            "ScimToken",
+            Some(&token.id),
+            json!({"label": token.label, "prefix": token.prefix}),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(ScimToken { revoked_at: Some(now), ..token })
+        Ok(ScimToken {
+            revoked_at: Some(now),
+            ..token
+        })
     }
 
     /// Looks up an unrevoked token by its secret. One indexed read per request: no cache, so a
     /// revocation made by any process takes effect on the very next request.
-    pub async fn authenticate_scim_token(&self, secret: &str) -> StoreResult<Option<AuthenticatedToken>> {
+    pub async fn authenticate_scim_token(
+        &self,
+        secret: &str,
+    ) -> StoreResult<Option<AuthenticatedToken>> {
         if !secret.starts_with(SCIM_TOKEN_PREFIX) || secret.len() > 200 {
             return Ok(None);
         }
@@ -136,7 +185,11 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let auth = AuthenticatedToken { token_id: row.try_get("id")?, org_id: row.try_get("org_id")?, label: row.try_get("label")? };
+        let auth = AuthenticatedToken {
+            token_id: row.try_get("id")?,
+            org_id: row.try_get("org_id")?,
+            label: row.try_get("label")?,
+        };
         let last_used: Option<Micros> = row.try_get("last_used_at")?;
         let now = now_micros();
         if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY) {

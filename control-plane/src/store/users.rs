@@ -32,7 +32,8 @@ fn user_from_row(r: &AnyRow) -> StoreResult<User> {
         external_id: r.try_get("external_id")?,
         active: active != 0,
         primary_role: r.try_get("primary_role")?,
-        attributes: serde_json::from_str(&attributes).map_err(|e| StoreError::Corrupt(format!("user attributes: {e}")))?,
+        attributes: serde_json::from_str(&attributes)
+            .map_err(|e| StoreError::Corrupt(format!("user attributes: {e}")))?,
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -48,7 +49,12 @@ fn taken(user_name: &str) -> String {
 }
 
 impl Store {
-    pub async fn create_user(&self, org_id: &str, actor: &Actor, new: UserWrite) -> StoreResult<User> {
+    pub async fn create_user(
+        &self,
+        org_id: &str,
+        actor: &Actor,
+        new: UserWrite,
+    ) -> StoreResult<User> {
         let now = now_micros();
         let user = User {
             id: new_id(),
@@ -107,11 +113,21 @@ impl Store {
     }
 
     /// Live users matching the selection, in stable order (creation time, then id).
-    pub async fn select_users(&self, org_id: &str, selection: &UserSelection) -> StoreResult<Vec<User>> {
-        let base = format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND deleted_at IS NULL");
+    pub async fn select_users(
+        &self,
+        org_id: &str,
+        selection: &UserSelection,
+    ) -> StoreResult<Vec<User>> {
+        let base =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND deleted_at IS NULL");
         let order = "ORDER BY created_at, id";
         let rows = match selection {
-            UserSelection::All => sqlx::query(&format!("{base} {order}")).bind(org_id).fetch_all(&self.read).await?,
+            UserSelection::All => {
+                sqlx::query(&format!("{base} {order}"))
+                    .bind(org_id)
+                    .fetch_all(&self.read)
+                    .await?
+            }
             UserSelection::UserName(n) => {
                 sqlx::query(&format!("{base} AND user_name_key = $2 {order}"))
                     .bind(org_id)
@@ -120,22 +136,36 @@ impl Store {
                     .await?
             }
             UserSelection::ExternalId(x) => {
-                sqlx::query(&format!("{base} AND external_id = $2 {order}")).bind(org_id).bind(x).fetch_all(&self.read).await?
+                sqlx::query(&format!("{base} AND external_id = $2 {order}"))
+                    .bind(org_id)
+                    .bind(x)
+                    .fetch_all(&self.read)
+                    .await?
             }
             UserSelection::Id(id) => {
-                sqlx::query(&format!("{base} AND id = $2 {order}")).bind(org_id).bind(id).fetch_all(&self.read).await?
+                sqlx::query(&format!("{base} AND id = $2 {order}"))
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_all(&self.read)
+                    .await?
             }
         };
         rows.iter().map(user_from_row).collect()
     }
 
     /// One page of all live users in stable order, and the total count.
-    pub async fn page_users(&self, org_id: &str, offset: i64, limit: i64) -> StoreResult<(Vec<User>, i64)> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE org_id = $1 AND deleted_at IS NULL")
-            .bind(org_id)
-            .fetch_one(&self.read)
-            .await?
-            .try_get("n")?;
+    pub async fn page_users(
+        &self,
+        org_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE org_id = $1 AND deleted_at IS NULL")
+                .bind(org_id)
+                .fetch_one(&self.read)
+                .await?
+                .try_get("n")?;
         if limit <= 0 {
             return Ok((Vec::new(), total));
         }
@@ -147,11 +177,15 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.read)
         .await?;
-        Ok((rows.iter().map(user_from_row).collect::<StoreResult<_>>()?, total))
+        Ok((
+            rows.iter().map(user_from_row).collect::<StoreResult<_>>()?,
+            total,
+        ))
     }
 
     /// Replaces a user's attributes if its version is still `expected_version`.
     /// `VersionConflict` if another write got there first; `NotFound` if it is gone.
+    #[allow(clippy::too_many_arguments)] // one call site per SCIM verb; a builder would add nothing
     pub async fn replace_user(
         &self,
         org_id: &str,
@@ -183,12 +217,18 @@ impl Store {
         .await
         .map_err(|e| conflict_on_unique(e, &taken(&update.user_name)))?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT version FROM users WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL")
-                .bind(org_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(if exists.is_some() { StoreError::VersionConflict } else { StoreError::NotFound });
+            let exists = sqlx::query(
+                "SELECT version FROM users WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+            )
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(if exists.is_some() {
+                StoreError::VersionConflict
+            } else {
+                StoreError::NotFound
+            });
         }
         audit::record(&mut tx, org_id, actor, action, "User", Some(id), detail).await?;
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
@@ -214,28 +254,46 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let groups: Vec<String> = sqlx::query("SELECT group_id FROM group_members WHERE user_id = $1")
+        let groups: Vec<String> =
+            sqlx::query("SELECT group_id FROM group_members WHERE user_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("group_id"))
+                .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM group_members WHERE user_id = $1")
             .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("group_id"))
-            .collect::<Result<_, _>>()?;
-        sqlx::query("DELETE FROM group_members WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            .execute(&mut *tx)
+            .await?;
         for gid in &groups {
-            sqlx::query("UPDATE scim_groups SET version = version + 1, updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(gid)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE scim_groups SET version = version + 1, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(gid)
+            .execute(&mut *tx)
+            .await?;
         }
-        audit::record(&mut tx, org_id, actor, "user.delete", "User", Some(id), json!({"removedFromGroups": groups})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "user.delete",
+            "User",
+            Some(id),
+            json!({"removedFromGroups": groups}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The groups each of the given users belongs to, for their read-only `groups` attribute.
-    pub async fn groups_of_users(&self, user_ids: &[&str]) -> StoreResult<HashMap<String, Vec<GroupRef>>> {
+    pub async fn groups_of_users(
+        &self,
+        user_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<GroupRef>>> {
         let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
         // Bounded IN lists keep every statement within both engines' parameter limits.
         for chunk in user_ids.chunks(500) {
@@ -250,7 +308,10 @@ impl Store {
             }
             for r in q.fetch_all(&self.read).await? {
                 let uid: String = r.try_get("user_id")?;
-                out.entry(uid).or_default().push(GroupRef { group_id: r.try_get("id")?, display_name: r.try_get("display_name")? });
+                out.entry(uid).or_default().push(GroupRef {
+                    group_id: r.try_get("id")?,
+                    display_name: r.try_get("display_name")?,
+                });
             }
         }
         Ok(out)
