@@ -134,7 +134,9 @@ fn check_rule(rule: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("rule `{rule}` has no tool name"));
     }
-    if !spec.is_empty() && !(spec.len() > 2 && spec.starts_with('(') && spec.ends_with(')')) {
+    let well_formed =
+        spec.is_empty() || (spec.len() > 2 && spec.starts_with('(') && spec.ends_with(')'));
+    if !well_formed {
         return Err(format!("rule `{rule}` does not match Tool or Tool(spec)"));
     }
     if !KNOWN_TOOLS.contains(&name) {
