@@ -39,7 +39,7 @@ pub const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProvider
 pub const SCIM1_CORE_URN: &str = "urn:scim:schemas:core:1.0";
 
 /// What a successful Group PATCH (without projection parameters) answers.
-pub const GROUP_PATCH_STATUS: u16 = 204;
+pub const GROUP_PATCH_STATUS: u16 = 200;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
@@ -780,9 +780,9 @@ impl Resp {
         if self.body["status"] != json!(status.to_string()) {
             bail!("error body must carry \"status\": \"{status}\" (a string):\n{self}");
         }
-        if !self.body["detail"]
+        if self.body["detail"]
             .as_str()
-            .is_some_and(|d| !d.trim().is_empty())
+            .is_none_or(|d| d.trim().is_empty())
         {
             bail!("error body must carry a non-empty \"detail\":\n{self}");
         }
@@ -1018,10 +1018,7 @@ fn parse_raw(buf: &[u8]) -> Result<RawResp> {
     if chunked {
         let mut out = Vec::new();
         let mut i = 0;
-        loop {
-            let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(nl) = rest[i..].windows(2).position(|w| w == b"\r\n") {
             let size_str = String::from_utf8_lossy(&rest[i..i + nl]).into_owned();
             let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16)
                 .unwrap_or(0);

@@ -16,6 +16,7 @@ use super::patch::{apply_patch, parse_patch_request, MemberChange};
 use super::render::{etag_matches, group_json, project, wants_attribute};
 use super::request::{projection_from_query, ListParams, ScimJson};
 use super::resource::canonical_resource;
+use super::retry_pause;
 use super::schema::GROUP_RESOURCE;
 use super::users::{changed_attributes, check_if_match, contended, not_modified};
 use super::{
@@ -277,7 +278,7 @@ pub async fn replace(
         .map(MembershipChange::ReplaceAll)
         .into_iter()
         .collect();
-    for _ in 0..WRITE_RETRIES {
+    for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let detail = json!({"changed": changed_attributes(&patchable(&current), &column_doc(&write)), "membership": describe(&changes), "via": "PUT"});
@@ -305,7 +306,7 @@ pub async fn replace(
                 .await?;
                 return Ok(respond(StatusCode::OK, body, &attrs, &excluded, false));
             }
-            Err(StoreError::VersionConflict) if pinned.is_none() => continue,
+            Err(StoreError::VersionConflict) if pinned.is_none() => retry_pause(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
@@ -374,7 +375,7 @@ pub async fn patch(
 ) -> Result<Response, ScimError> {
     let ops = parse_patch_request(&body)?;
     let (attrs, excluded) = projection_from_query(&query_pairs(q.as_deref())?);
-    for _ in 0..WRITE_RETRIES {
+    for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let before = patchable(&current);
@@ -412,7 +413,9 @@ pub async fn patch(
                 let body = render(&state, &caller, &group, with_members).await?;
                 return Ok(respond(StatusCode::OK, body, &attrs, &excluded, false));
             }
-            Err(StoreError::VersionConflict) if expected.is_some() && pinned.is_none() => continue,
+            Err(StoreError::VersionConflict) if expected.is_some() && pinned.is_none() => {
+                retry_pause(attempt).await
+            }
             Err(e) => return Err(e.into()),
         }
     }

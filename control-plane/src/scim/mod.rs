@@ -185,4 +185,13 @@ pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ScimError
 }
 
 /// How many times a write retries after losing an optimistic-concurrency race.
-pub const WRITE_RETRIES: usize = 16;
+pub const WRITE_RETRIES: usize = 32;
+
+/// Waits a little before retrying a write that lost a race, with jitter so that the racers
+/// spread out instead of colliding again.
+pub async fn retry_pause(attempt: usize) {
+    use rand::Rng;
+    let cap_ms = 2u64 << attempt.min(5);
+    let ms = rand::rng().random_range(0..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}

@@ -595,6 +595,13 @@ impl Ctx<'_> {
             if key.eq_ignore_ascii_case("schemas") {
                 continue;
             }
+            // Entra sends value paths as keys of a path-less value
+            // (`{"emails[type eq \"work\"].value": "x"}`): apply each as if it were the path.
+            if top_level && key.contains('[') {
+                let path = crate::scim::filter::parse_patch_path(key)?;
+                self.apply_path(res, kind, &path, Some(value))?;
+                continue;
+            }
             let resolved = if top_level {
                 resolve_name(self.rt, key)
             } else {

@@ -16,6 +16,7 @@ use super::patch::{apply_patch, parse_patch_request};
 use super::render::{etag_matches, project, user_json, wants_attribute};
 use super::request::{projection_from_query, ListParams, ScimJson};
 use super::resource::canonical_resource;
+use super::retry_pause;
 use super::schema::USER_RESOURCE;
 use super::{
     if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES,
@@ -336,7 +337,7 @@ pub async fn replace(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let write = user_write(canonical_resource(&USER_RESOURCE, body)?)?;
-    for _ in 0..WRITE_RETRIES {
+    for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let detail = json!({
@@ -374,7 +375,7 @@ pub async fn replace(
                     false,
                 )
             }
-            Err(StoreError::VersionConflict) if pinned.is_none() => continue,
+            Err(StoreError::VersionConflict) if pinned.is_none() => retry_pause(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
@@ -400,7 +401,7 @@ pub async fn patch(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let ops = parse_patch_request(&body)?;
-    for _ in 0..WRITE_RETRIES {
+    for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let before = patchable(&current);
@@ -438,7 +439,7 @@ pub async fn patch(
                     false,
                 )
             }
-            Err(StoreError::VersionConflict) if pinned.is_none() => continue,
+            Err(StoreError::VersionConflict) if pinned.is_none() => retry_pause(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
