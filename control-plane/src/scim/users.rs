@@ -245,14 +245,26 @@ async fn list_users(
             }
             None => UserSelection::All,
         };
-        let users = state.store.select_users(&caller.org_id, &selection).await?;
-        let mut rendered: Vec<Value> = users
-            .iter()
-            .map(|u| user_json(&caller.base_url, u, None))
-            .collect();
-        if mentions(f.as_ref(), params.sort_by.as_deref(), "groups") {
-            attach_groups(state, &mut rendered).await?;
-        }
+        let rendered: Vec<Value> = if selection == UserSelection::All {
+            let users = state.store.select_users(&caller.org_id, &selection).await?;
+            let mut rendered: Vec<Value> = users
+                .iter()
+                .map(|u| user_json(&caller.base_url, u, None))
+                .collect();
+            if mentions(f.as_ref(), params.sort_by.as_deref(), "groups") {
+                attach_groups(state, &mut rendered).await?;
+            }
+            rendered
+        } else {
+            let found = state
+                .store
+                .select_users_with_groups(&caller.org_id, &selection)
+                .await?;
+            found
+                .iter()
+                .map(|(u, g)| user_json(&caller.base_url, u, Some(g)))
+                .collect()
+        };
         filter_sort_page(rt, rendered, f.as_ref(), &params, count)?
     };
     if want_groups && page.first().is_some_and(|u| u.get("groups").is_none()) {

@@ -64,6 +64,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// CPU time (user + system) the process has used so far, from /proc (Linux only; zero elsewhere).
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let Some(pid) = pid else {
+        return Duration::ZERO;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
@@ -190,6 +208,8 @@ async fn main() -> Result<()> {
     let base = server.base.clone();
 
     // 1. Creates.
+    let pid = server.child.id();
+    let cpu0 = cpu_time(pid);
     let (c, a, b) = (client.clone(), auth.clone(), base.clone());
     let (elapsed, lat) = run_concurrently(args.clients, args.users, move |i| {
         let (c, a, b) = (c.clone(), a.clone(), b.clone());
@@ -205,14 +225,16 @@ async fn main() -> Result<()> {
         }
     })
     .await?;
+    let cpu1 = cpu_time(pid);
     println!(
-        "| {} | creates | {} users, {} clients | {:.0}/s | p50 {} ms | p99 {} ms |",
+        "| {} | creates | {} users, {} clients | {:.0}/s | p50 {} ms | p99 {} ms | {:.0} µs |",
         args.backend,
         args.users,
         args.clients,
         args.users as f64 / elapsed.as_secs_f64(),
         ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99))
+        ms(percentile(&lat, 0.99)),
+        (cpu1 - cpu0).as_secs_f64() * 1e6 / args.users as f64
     );
 
     // 2. userName eq lookups at that population.
@@ -239,13 +261,14 @@ async fn main() -> Result<()> {
     })
     .await?;
     println!(
-        "| {} | userName eq lookups | {} users, {} clients | {:.0}/s | p50 {} ms | p99 {} ms |",
+        "| {} | userName eq lookups | {} users, {} clients | {:.0}/s | p50 {} ms | p99 {} ms | {:.0} µs |",
         args.backend,
         args.users,
         args.clients,
         args.lookups as f64 / elapsed.as_secs_f64(),
         ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99))
+        ms(percentile(&lat, 0.99)),
+        (cpu_time(pid) - cpu1).as_secs_f64() * 1e6 / args.lookups as f64
     );
 
     // 3. Member add to a 10-member group versus a big group.
@@ -311,7 +334,7 @@ async fn main() -> Result<()> {
         }
         lat.sort();
         report.push(format!(
-            "| {} | member add (1 user) | group of {} | | p50 {} ms | p99 {} ms |",
+            "| {} | member add (1 user) | group of {}, sequential | | p50 {} ms | p99 {} ms | |",
             args.backend,
             size,
             ms(percentile(&lat, 0.5)),
