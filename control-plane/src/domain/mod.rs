@@ -1,6 +1,10 @@
 //! Plain domain types shared by every layer: organisations, credentials, users, groups, actors.
 //! No I/O and no wire formats here: the SCIM attribute document is carried as opaque JSON.
 
+mod devices;
+
+pub use devices::{Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment};
+
 use serde_json::Value;
 
 /// Microseconds since the Unix epoch: the one time representation inside Palisade.
@@ -63,6 +67,8 @@ pub struct ScimToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     ScimToken { id: String, label: String },
+    EnrollToken { id: String },
+    Device { id: String },
     Cli,
 }
 
@@ -70,6 +76,8 @@ impl Actor {
     pub fn audit_name(&self) -> String {
         match self {
             Actor::ScimToken { id, .. } => format!("scim-token:{id}"),
+            Actor::EnrollToken { id } => format!("enroll-token:{id}"),
+            Actor::Device { id } => format!("device:{id}"),
             Actor::Cli => "cli".to_string(),
         }
     }

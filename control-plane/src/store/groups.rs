@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreResult};
+use super::devices::revoke_user_devices;
+use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult};
 use crate::domain::{now_micros, Actor, Group, GroupMember, GroupWrite, MembershipChange};
 
 const GROUP_COLUMNS: &str =
@@ -91,6 +92,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        let added: Vec<String> = members.iter().filter(|m| !skipped.contains(m)).cloned().collect();
+        if !added.is_empty() {
+            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: added });
+        }
         Ok(group)
     }
 
@@ -250,12 +255,17 @@ impl Store {
                 StoreError::NotFound
             });
         }
+        let mut added: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
         for change in changes {
             match change {
                 MembershipChange::Add(ids) => {
-                    skipped.extend(insert_members(&mut tx, org_id, id, ids, now).await?)
+                    let unknown = insert_members(&mut tx, org_id, id, ids, now).await?;
+                    added.extend(ids.iter().filter(|i| !unknown.contains(i)).cloned());
+                    skipped.extend(unknown);
                 }
                 MembershipChange::Remove(ids) => {
+                    removed.extend(ids.iter().cloned());
                     for chunk in ids.chunks(500) {
                         let sql = format!(
                             "DELETE FROM group_members WHERE group_id = $1 AND user_id IN ({})",
@@ -269,17 +279,21 @@ impl Store {
                     }
                 }
                 MembershipChange::RemoveAll => {
+                    removed.extend(member_ids(&mut tx, id).await?);
                     sqlx::query("DELETE FROM group_members WHERE group_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
                 }
                 MembershipChange::ReplaceAll(ids) => {
+                    removed.extend(member_ids(&mut tx, id).await?);
                     sqlx::query("DELETE FROM group_members WHERE group_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    skipped.extend(insert_members(&mut tx, org_id, id, ids, now).await?);
+                    let unknown = insert_members(&mut tx, org_id, id, ids, now).await?;
+                    added.extend(ids.iter().filter(|i| !unknown.contains(i)).cloned());
+                    skipped.extend(unknown);
                 }
             }
         }
@@ -305,7 +319,16 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let group = group_from_row(&row)?;
+        let deprovisioned = deprovision_groupless(&mut tx, org_id, &removed).await?;
         tx.commit().await?;
+        let mut touched = added;
+        touched.extend(removed);
+        touched.sort();
+        touched.dedup();
+        if !touched.is_empty() {
+            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: touched });
+        }
+        self.publish_deprovisioned(org_id, deprovisioned);
         Ok(group)
     }
 
@@ -322,10 +345,12 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let former_members = member_ids(&mut tx, id).await?;
         let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let deprovisioned = deprovision_groupless(&mut tx, org_id, &former_members).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -337,6 +362,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        if !former_members.is_empty() {
+            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: former_members });
+        }
+        self.publish_deprovisioned(org_id, deprovisioned);
         Ok(())
     }
 }
@@ -384,4 +413,75 @@ async fn insert_members(
         }
     }
     Ok(skipped)
+}
+
+/// Ids of a group's current members, inside a transaction.
+async fn member_ids(tx: &mut Transaction<'_, Any>, group_id: &str) -> StoreResult<Vec<String>> {
+    sqlx::query("SELECT user_id FROM group_members WHERE group_id = $1")
+        .bind(group_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("user_id")?))
+        .collect()
+}
+
+/// When the organisation requires it, deprovisions users that the transaction left in no group:
+/// their devices are revoked in the same transaction. Returns (user id, revoked device ids).
+async fn deprovision_groupless(
+    tx: &mut Transaction<'_, Any>,
+    org_id: &str,
+    candidates: &[String],
+) -> StoreResult<Vec<(String, Vec<String>)>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let required: Option<i64> = sqlx::query("SELECT deprovision_without_groups FROM org_settings WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("deprovision_without_groups"))
+        .transpose()?;
+    if required != Some(1) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for user_id in candidates {
+        let still_member = sqlx::query(
+            "SELECT 1 AS one FROM group_members m JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL WHERE m.user_id = $1 LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+        if still_member {
+            continue;
+        }
+        let devices = revoke_user_devices(tx, user_id, "removed from the last synced group").await?;
+        audit::record(
+            tx,
+            org_id,
+            &Actor::Cli,
+            "user.deprovision",
+            "User",
+            Some(user_id),
+            json!({"reason": "removed from the last synced group", "devicesRevoked": devices}),
+        )
+        .await?;
+        out.push((user_id.clone(), devices));
+    }
+    Ok(out)
+}
+
+impl Store {
+    fn publish_deprovisioned(&self, org_id: &str, users: Vec<(String, Vec<String>)>) {
+        for (user_id, device_ids) in users {
+            self.publish(StoreEvent::Deprovisioned {
+                org_id: org_id.to_string(),
+                user_id,
+                device_ids,
+                reason: "removed from the last synced group".to_string(),
+            });
+        }
+    }
 }

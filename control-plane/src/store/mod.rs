@@ -2,13 +2,18 @@
 //! queries on sqlx's `Any` driver. Every write is one transaction that also records its audit event.
 
 mod audit;
+mod devices;
 mod groups;
 mod orgs;
+mod policies;
+mod secrets;
 mod tokens;
 mod users;
 
 pub use audit::AuditEvent;
+pub use devices::{DeviceReport, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX, ENROLL_TOKEN_PREFIX};
 pub use groups::GroupSelection;
+pub use policies::{OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput, UserPolicyInputs};
 pub use tokens::{AuthenticatedToken, NewScimToken, SCIM_TOKEN_PREFIX};
 pub use users::UserSelection;
 
@@ -55,6 +60,16 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What changed, published after each commit to subscribers in this process (the policy
+/// distributor). Other processes learn of changes through the stored change sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// These users' policy inputs may have changed (membership, activation, group policy…).
+    UsersTouched { org_id: String, user_ids: Vec<String> },
+    /// The user was deprovisioned in the committed transaction and these devices revoked.
+    Deprovisioned { org_id: String, user_id: String, device_ids: Vec<String>, reason: String },
+}
+
 /// A connected, migrated store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -63,6 +78,7 @@ pub struct Store {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -96,11 +112,18 @@ impl Store {
             }
         };
         MIGRATOR.run(&write).await?;
-        Ok(Store {
-            write,
-            read,
-            backend,
-        })
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        Ok(Store { write, read, backend, events })
+    }
+
+    /// Subscribes to the events of this process's commits.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    /// Publishes an event after its transaction committed (no subscriber is fine).
+    pub(crate) fn publish(&self, event: StoreEvent) {
+        let _ = self.events.send(event);
     }
 
     pub fn backend(&self) -> Backend {

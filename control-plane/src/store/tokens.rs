@@ -1,19 +1,16 @@
 //! SCIM bearer credentials: minted with 256 bits of randomness, stored only as a SHA-256 hash,
 //! listed by label and prefix, revoked at once.
 
-use rand::RngCore;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::secrets::{mint_secret, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, Actor, Micros, ScimToken};
 
 /// Every SCIM token starts with this, so secret scanners and people can recognise one.
 pub const SCIM_TOKEN_PREFIX: &str = "pal_scim_";
-/// How many characters of a token are kept in clear as its prefix.
-const SHOWN_PREFIX_LEN: usize = SCIM_TOKEN_PREFIX.len() + 6;
 /// `last_used_at` is refreshed at most this often, so authentication stays a read.
 const LAST_USED_GRANULARITY: Micros = 60 * 1_000_000;
 
@@ -32,9 +29,6 @@ pub struct AuthenticatedToken {
     pub label: String,
 }
 
-fn sha256_hex(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
 
 fn token_from_row(r: &AnyRow) -> StoreResult<ScimToken> {
     Ok(ScimToken {
@@ -64,18 +58,12 @@ impl Store {
                 "a token label must be 1-200 characters".to_string(),
             ));
         }
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        use base64::Engine as _;
-        let secret = format!(
-            "{SCIM_TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        );
+        let secret = mint_secret(SCIM_TOKEN_PREFIX);
         let token = ScimToken {
             id: new_id(),
             org_id: org_id.to_string(),
             label: label.to_string(),
-            prefix: secret[..SHOWN_PREFIX_LEN].to_string(),
+            prefix: shown_prefix(&secret, SCIM_TOKEN_PREFIX),
             created_at: now_micros(),
             last_used_at: None,
             revoked_at: None,

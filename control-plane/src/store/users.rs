@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreResult};
+use super::devices::revoke_user_devices;
+use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult};
 use crate::domain::{now_micros, Actor, GroupRef, User, UserWrite};
 
 const USER_COLUMNS: &str =
@@ -97,6 +98,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: vec![user.id.clone()] });
         Ok(user)
     }
 
@@ -279,6 +281,16 @@ impl Store {
                 StoreError::NotFound
             });
         }
+        // Deprovisioning: a deactivated user's devices are revoked in the same transaction.
+        let revoked = if update.active {
+            Vec::new()
+        } else {
+            revoke_user_devices(&mut tx, id, "deactivated").await?
+        };
+        let mut detail = detail;
+        if let (false, Value::Object(m)) = (update.active, &mut detail) {
+            m.insert("devicesRevoked".to_string(), json!(revoked));
+        }
         audit::record(&mut tx, org_id, actor, action, "User", Some(id), detail).await?;
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
@@ -286,6 +298,15 @@ impl Store {
             .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
+        self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: vec![id.to_string()] });
+        if !update.active {
+            self.publish(StoreEvent::Deprovisioned {
+                org_id: org_id.to_string(),
+                user_id: id.to_string(),
+                device_ids: revoked,
+                reason: "deactivated".to_string(),
+            });
+        }
         Ok(user)
     }
 
@@ -324,6 +345,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let revoked = revoke_user_devices(&mut tx, id, "deleted").await?;
         audit::record(
             &mut tx,
             org_id,
@@ -331,10 +353,16 @@ impl Store {
             "user.delete",
             "User",
             Some(id),
-            json!({"removedFromGroups": groups}),
+            json!({"removedFromGroups": groups, "devicesRevoked": revoked}),
         )
         .await?;
         tx.commit().await?;
+        self.publish(StoreEvent::Deprovisioned {
+            org_id: org_id.to_string(),
+            user_id: id.to_string(),
+            device_ids: revoked,
+            reason: "deleted".to_string(),
+        });
         Ok(())
     }
 

@@ -1,0 +1,304 @@
+//! Enrollment tokens and devices: minting, listing and revoking enrollment tokens, enrolling a
+//! device for an active user, authenticating a device credential, and revoking a user's devices
+//! inside the deprovisioning transaction.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::secrets::{mint_secret, sha256_hex, shown_prefix};
+use super::{audit, new_id, Store, StoreError, StoreResult};
+use crate::domain::{now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros};
+
+/// Every enrollment token starts with this.
+pub const ENROLL_TOKEN_PREFIX: &str = "pal_enroll_";
+/// Every device credential starts with this.
+pub const DEVICE_CREDENTIAL_PREFIX: &str = "pal_dev_";
+
+/// Why an enrollment was refused. Each carries a message meant for the person enrolling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollRefusal {
+    #[error("the enrollment token is not valid (unknown or revoked)")]
+    InvalidToken,
+    #[error("the enrollment token has expired; ask your administrator for a new one")]
+    ExpiredToken,
+    #[error("no user {0:?} is provisioned in this organisation")]
+    UnknownUser(String),
+    #[error("user {0:?} is deactivated and cannot enroll a device")]
+    InactiveUser(String),
+}
+
+fn enroll_token_from_row(r: &AnyRow) -> StoreResult<EnrollToken> {
+    Ok(EnrollToken {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        prefix: r.try_get("prefix")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, user_id, hostname, os, agent_version, enrolled_at, last_seen_at, applied_version, \
+     last_error, revoked_at, revoked_reason, wiped_at";
+
+fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
+    Ok(Device {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        hostname: r.try_get("hostname")?,
+        os: r.try_get("os")?,
+        agent_version: r.try_get("agent_version")?,
+        enrolled_at: r.try_get("enrolled_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        applied_version: r.try_get("applied_version")?,
+        last_error: r.try_get("last_error")?,
+        revoked_at: r.try_get("revoked_at")?,
+        revoked_reason: r.try_get("revoked_reason")?,
+        wiped_at: r.try_get("wiped_at")?,
+    })
+}
+
+/// Caps free-text fields an agent sends, so a misbehaving client cannot bloat the store.
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+impl Store {
+    /// Mints an enrollment token for the organisation, optionally expiring.
+    pub async fn create_enroll_token(&self, org_id: &str, expires_at: Option<Micros>, actor: &Actor) -> StoreResult<(EnrollToken, String)> {
+        let secret = mint_secret(ENROLL_TOKEN_PREFIX);
+        let token = EnrollToken {
+            id: new_id(),
+            org_id: org_id.to_string(),
+            prefix: shown_prefix(&secret, ENROLL_TOKEN_PREFIX),
+            created_at: now_micros(),
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO enroll_tokens (id, org_id, prefix, secret_sha256, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(org_id)
+        .bind(&token.prefix)
+        .bind(sha256_hex(&secret))
+        .bind(token.created_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(&mut tx, org_id, actor, "enroll-token.create", "EnrollToken", Some(&token.id), json!({"prefix": token.prefix, "expiresAt": expires_at})).await?;
+        tx.commit().await?;
+        Ok((token, secret))
+    }
+
+    pub async fn list_enroll_tokens(&self, org_id: &str) -> StoreResult<Vec<EnrollToken>> {
+        sqlx::query("SELECT id, org_id, prefix, created_at, expires_at, last_used_at, revoked_at FROM enroll_tokens WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(enroll_token_from_row)
+            .collect()
+    }
+
+    /// Revokes an enrollment token by id or prefix. Devices already enrolled keep working.
+    pub async fn revoke_enroll_token(&self, org_id: &str, id_or_prefix: &str, actor: &Actor) -> StoreResult<EnrollToken> {
+        let matches: Vec<EnrollToken> = self
+            .list_enroll_tokens(org_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.id == id_or_prefix || (id_or_prefix.len() >= 8 && t.prefix.starts_with(id_or_prefix)))
+            .collect();
+        let token = match matches.as_slice() {
+            [] => return Err(StoreError::NotFound),
+            [one] => one.clone(),
+            _ => return Err(StoreError::Ambiguous(format!("{} tokens match {id_or_prefix:?}; give the id", matches.len()))),
+        };
+        if token.revoked_at.is_some() {
+            return Ok(token);
+        }
+        let now = now_micros();
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE enroll_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&token.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(&mut tx, org_id, actor, "enroll-token.revoke", "EnrollToken", Some(&token.id), json!({"prefix": token.prefix})).await?;
+        tx.commit().await?;
+        Ok(EnrollToken { revoked_at: Some(now), ..token })
+    }
+
+    /// Enrolls a device for an active user of the token's organisation.
+    pub async fn enroll_device(&self, enroll_token: &str, user_name: &str, info: &DeviceInfo) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
+        let now = now_micros();
+        let mut tx = self.write.begin().await?;
+        let token = sqlx::query(
+            "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1",
+        )
+        .bind(sha256_hex(enroll_token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(token) = token else { return Ok(Err(EnrollRefusal::InvalidToken)) };
+        let revoked: Option<i64> = token.try_get("revoked_at")?;
+        if revoked.is_some() {
+            return Ok(Err(EnrollRefusal::InvalidToken));
+        }
+        let expires: Option<i64> = token.try_get("expires_at")?;
+        if expires.is_some_and(|e| e <= now) {
+            return Ok(Err(EnrollRefusal::ExpiredToken));
+        }
+        let org_id: String = token.try_get("org_id")?;
+        let org_slug: String = token.try_get("slug")?;
+        let token_id: String = token.try_get("id")?;
+        let user = sqlx::query("SELECT id, user_name, active FROM users WHERE org_id = $1 AND user_name_key = $2 AND deleted_at IS NULL")
+            .bind(&org_id)
+            .bind(user_name.to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user) = user else { return Ok(Err(EnrollRefusal::UnknownUser(user_name.to_string()))) };
+        let active: i64 = user.try_get("active")?;
+        if active == 0 {
+            return Ok(Err(EnrollRefusal::InactiveUser(user_name.to_string())));
+        }
+        let user_id: String = user.try_get("id")?;
+        let canonical_name: String = user.try_get("user_name")?;
+        let credential = mint_secret(DEVICE_CREDENTIAL_PREFIX);
+        let device_id = new_id();
+        sqlx::query(
+            "INSERT INTO devices (id, org_id, user_id, credential_sha256, hostname, os, agent_version, enrolled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&device_id)
+        .bind(&org_id)
+        .bind(&user_id)
+        .bind(sha256_hex(&credential))
+        .bind(clip(&info.hostname, 255))
+        .bind(clip(&info.os, 64))
+        .bind(clip(&info.agent_version, 64))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE enroll_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(&token_id).execute(&mut *tx).await?;
+        let actor = Actor::EnrollToken { id: token_id };
+        audit::record(&mut tx, &org_id, &actor, "device.enroll", "Device", Some(&device_id), json!({"userId": user_id, "userName": canonical_name, "hostname": clip(&info.hostname, 255), "os": clip(&info.os, 64)})).await?;
+        tx.commit().await?;
+        Ok(Ok(Enrollment { device_id, credential, org_id, org_slug, user_id, user_name: canonical_name }))
+    }
+
+    /// Looks a device credential up. `None`: unknown credential.
+    pub async fn authenticate_device(&self, credential: &str) -> StoreResult<Option<DeviceAuth>> {
+        if !credential.starts_with(DEVICE_CREDENTIAL_PREFIX) || credential.len() > 200 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT id, org_id, user_id, revoked_at, revoked_reason FROM devices WHERE credential_sha256 = $1")
+            .bind(sha256_hex(credential))
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+        let reason: Option<String> = r.try_get("revoked_reason")?;
+        Ok(Some(DeviceAuth {
+            device_id: r.try_get("id")?,
+            org_id: r.try_get("org_id")?,
+            user_id: r.try_get("user_id")?,
+            revoked_reason: revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())),
+        }))
+    }
+
+    pub async fn devices_of_user(&self, user_id: &str) -> StoreResult<Vec<Device>> {
+        sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY enrolled_at, id"))
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(device_from_row)
+            .collect()
+    }
+
+    /// Records what a device reported: an applied version (ACK), an error (NACK), a wipe, or
+    /// just that it was seen.
+    pub async fn record_device_report(&self, device_id: &str, report: DeviceReport<'_>) -> StoreResult<()> {
+        let now = now_micros();
+        let mut tx = self.write.begin().await?;
+        let org: Option<String> = sqlx::query("SELECT org_id FROM devices WHERE id = $1")
+            .bind(device_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("org_id"))
+            .transpose()?;
+        let Some(org_id) = org else { return Err(StoreError::NotFound) };
+        let actor = Actor::Device { id: device_id.to_string() };
+        match report {
+            DeviceReport::Seen => {
+                sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2").bind(now).bind(device_id).execute(&mut *tx).await?;
+            }
+            DeviceReport::Applied(version) => {
+                sqlx::query("UPDATE devices SET last_seen_at = $1, applied_version = $2, last_error = NULL WHERE id = $3")
+                    .bind(now)
+                    .bind(version)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            DeviceReport::Rejected { version, error } => {
+                sqlx::query("UPDATE devices SET last_seen_at = $1, last_error = $2 WHERE id = $3")
+                    .bind(now)
+                    .bind(clip(error, 2000))
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                audit::record(&mut tx, &org_id, &actor, "device.nack", "Device", Some(device_id), json!({"version": version, "error": clip(error, 2000)})).await?;
+            }
+            DeviceReport::Tampered { path, kind } => {
+                audit::record(&mut tx, &org_id, &actor, "device.tamper", "Device", Some(device_id), json!({"path": clip(path, 1000), "kind": clip(kind, 32)})).await?;
+            }
+            DeviceReport::Wiped { removed, failed } => {
+                sqlx::query("UPDATE devices SET wiped_at = $1, last_seen_at = $1 WHERE id = $2").bind(now).bind(device_id).execute(&mut *tx).await?;
+                let clip_all = |v: &[String]| v.iter().take(64).map(|s| clip(s, 1000)).collect::<Vec<_>>();
+                audit::record(&mut tx, &org_id, &actor, "device.wipe", "Device", Some(device_id), json!({"removed": clip_all(removed), "failed": clip_all(failed)})).await?;
+            }
+            DeviceReport::Warning { code, detail } => {
+                audit::record(&mut tx, &org_id, &actor, "device.warning", "Device", Some(device_id), json!({"code": clip(code, 64), "detail": clip(detail, 2000)})).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Something a device reported over its stream.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceReport<'a> {
+    Seen,
+    Applied(i64),
+    Rejected { version: i64, error: &'a str },
+    Tampered { path: &'a str, kind: &'a str },
+    Wiped { removed: &'a [String], failed: &'a [String] },
+    Warning { code: &'a str, detail: &'a str },
+}
+
+/// Revokes every live device of the user, inside the caller's (deprovisioning) transaction.
+/// Returns the revoked device ids.
+pub(crate) async fn revoke_user_devices(tx: &mut Transaction<'_, Any>, user_id: &str, reason: &str) -> StoreResult<Vec<String>> {
+    let ids: Vec<String> = sqlx::query("SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    if !ids.is_empty() {
+        sqlx::query("UPDATE devices SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(reason)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(ids)
+}

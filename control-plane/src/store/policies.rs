@@ -1,0 +1,423 @@
+//! Policy inputs and outputs: each organisation's settings and default policy, group policy
+//! overrides, group → role mappings, encrypted API keys, and the per-user effective policy with
+//! its ever-growing version. Policies are stored as opaque JSON: the policy engine interprets them.
+
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{audit, Store, StoreError, StoreResult};
+use crate::domain::{now_micros, Actor, Micros};
+
+/// What agents do when their policy's validity deadline passes without contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineRule {
+    KeepLast,
+    Lockdown,
+}
+
+impl OfflineRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfflineRule::KeepLast => "keep_last",
+            OfflineRule::Lockdown => "lockdown",
+        }
+    }
+    pub fn parse(s: &str) -> Option<OfflineRule> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "keep_last" => Some(OfflineRule::KeepLast),
+            "lockdown" => Some(OfflineRule::Lockdown),
+            _ => None,
+        }
+    }
+}
+
+/// An organisation's policy settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgSettings {
+    pub default_policy: Value,
+    pub offline_rule: OfflineRule,
+    pub offline_grace_seconds: i64,
+    pub deprovision_without_groups: bool,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings {
+            default_policy: json!({}),
+            offline_rule: OfflineRule::KeepLast,
+            offline_grace_seconds: 7 * 24 * 3600,
+            deprovision_without_groups: false,
+        }
+    }
+}
+
+/// One group of a user, with what it contributes to the user's policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserGroupInput {
+    pub group_id: String,
+    pub display_name: String,
+    pub policy: Option<Value>,
+    pub role: Option<String>,
+    pub has_api_key: bool,
+}
+
+/// Everything the policy engine needs to compute one user's effective policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPolicyInputs {
+    pub user_id: String,
+    pub org_id: String,
+    pub user_name: String,
+    pub active: bool,
+    pub primary_role: Option<String>,
+    pub settings: OrgSettings,
+    pub groups: Vec<UserGroupInput>,
+    pub org_has_api_key: bool,
+}
+
+/// The effective policy last stored for a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUserPolicy {
+    pub user_id: String,
+    pub org_id: String,
+    pub version: i64,
+    pub policy_sha256: String,
+    pub policy: Value,
+    /// Which API key the user gets: `""` for the organisation's, a group id, or none.
+    pub api_key_ref: Option<String>,
+    pub change_seq: i64,
+    pub updated_at: Micros,
+}
+
+fn stored_from_row(r: &AnyRow) -> StoreResult<StoredUserPolicy> {
+    let policy: String = r.try_get("policy")?;
+    Ok(StoredUserPolicy {
+        user_id: r.try_get("user_id")?,
+        org_id: r.try_get("org_id")?,
+        version: r.try_get("version")?,
+        policy_sha256: r.try_get("policy_sha256")?,
+        policy: serde_json::from_str(&policy).map_err(|e| StoreError::Corrupt(format!("user policy: {e}")))?,
+        api_key_ref: r.try_get("api_key_ref")?,
+        change_seq: r.try_get("change_seq")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const STORED_COLUMNS: &str = "user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at";
+
+fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResult<OrgSettings> {
+    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups FROM org_settings WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(r) = row else { return Ok(OrgSettings::default()) };
+    let policy: String = r.try_get("default_policy")?;
+    let rule: String = r.try_get("offline_rule")?;
+    let dwg: i64 = r.try_get("deprovision_without_groups")?;
+    Ok(OrgSettings {
+        default_policy: parse_json(&policy, "default policy")?,
+        offline_rule: OfflineRule::parse(&rule).unwrap_or(OfflineRule::KeepLast),
+        offline_grace_seconds: r.try_get("offline_grace_seconds")?,
+        deprovision_without_groups: dwg != 0,
+    })
+}
+
+async fn upsert_settings(tx: &mut Transaction<'_, Any>, org_id: &str, s: &OrgSettings) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (org_id) DO UPDATE SET default_policy = excluded.default_policy, offline_rule = excluded.offline_rule, \
+         offline_grace_seconds = excluded.offline_grace_seconds, deprovision_without_groups = excluded.deprovision_without_groups, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(org_id)
+    .bind(s.default_policy.to_string())
+    .bind(s.offline_rule.as_str())
+    .bind(s.offline_grace_seconds)
+    .bind(i64::from(s.deprovision_without_groups))
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn org_settings(&self, org_id: &str) -> StoreResult<OrgSettings> {
+        let mut conn = self.read.acquire().await?;
+        settings_in(&mut conn, org_id).await
+    }
+
+    /// Replaces the organisation's settings (default policy and rules) in one transaction.
+    pub async fn set_org_settings(&self, org_id: &str, settings: &OrgSettings, actor: &Actor, action: &str) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        upsert_settings(&mut tx, org_id, settings).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            action,
+            "Org",
+            Some(org_id),
+            json!({"defaultPolicy": settings.default_policy, "offlineRule": settings.offline_rule.as_str(),
+                   "offlineGraceSeconds": settings.offline_grace_seconds, "deprovisionWithoutGroups": settings.deprovision_without_groups}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` clears) a group's policy override.
+    pub async fn set_group_policy(&self, org_id: &str, group_id: &str, policy: Option<&Value>, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        match policy {
+            Some(p) => {
+                sqlx::query(
+                    "INSERT INTO group_policies (group_id, org_id, policy, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (group_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+                )
+                .bind(group_id)
+                .bind(org_id)
+                .bind(p.to_string())
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM group_policies WHERE group_id = $1").bind(group_id).execute(&mut *tx).await?;
+            }
+        }
+        audit::record(&mut tx, org_id, actor, "group.policy.set", "Group", Some(group_id), json!({"policy": policy})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Maps a group to a Palisade role (or removes the mapping).
+    pub async fn set_group_role(&self, org_id: &str, group_id: &str, role: Option<&str>, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        match role {
+            Some(r) => {
+                sqlx::query(
+                    "INSERT INTO group_roles (group_id, org_id, role, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (group_id) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at",
+                )
+                .bind(group_id)
+                .bind(org_id)
+                .bind(r)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM group_roles WHERE group_id = $1").bind(group_id).execute(&mut *tx).await?;
+            }
+        }
+        audit::record(&mut tx, org_id, actor, "group.role.set", "Group", Some(group_id), json!({"role": role})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores an encrypted API key for the organisation (`group_id` None) or a group.
+    pub async fn set_api_key(&self, org_id: &str, group_id: Option<&str>, ciphertext: &str, actor: &Actor) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (org_id, group_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, group_key) DO UPDATE SET ciphertext = excluded.ciphertext, created_at = excluded.created_at",
+        )
+        .bind(org_id)
+        .bind(group_id.unwrap_or(""))
+        .bind(ciphertext)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        audit::record(&mut tx, org_id, actor, "api-key.set", if group_id.is_some() { "Group" } else { "Org" }, Some(group_id.unwrap_or(org_id)), json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The encrypted API key stored under `key_ref` (`""` for the organisation's, else a group id).
+    pub async fn api_key_ciphertext(&self, org_id: &str, key_ref: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query("SELECT ciphertext FROM api_keys WHERE org_id = $1 AND group_key = $2")
+            .bind(org_id)
+            .bind(key_ref)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| r.try_get("ciphertext"))
+            .transpose()?)
+    }
+
+    /// Everything needed to compute a user's effective policy (live users only).
+    pub async fn user_policy_inputs(&self, user_id: &str) -> StoreResult<Option<UserPolicyInputs>> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query("SELECT id, org_id, user_name, active, primary_role FROM users WHERE id = $1 AND deleted_at IS NULL")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(u) = row else { return Ok(None) };
+        let org_id: String = u.try_get("org_id")?;
+        let active: i64 = u.try_get("active")?;
+        let settings = settings_in(&mut conn, &org_id).await?;
+        let rows = sqlx::query(
+            "SELECT g.id, g.display_name, p.policy, r.role, k.group_key AS key_ref FROM group_members m \
+             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
+             LEFT JOIN group_policies p ON p.group_id = g.id \
+             LEFT JOIN group_roles r ON r.group_id = g.id \
+             LEFT JOIN api_keys k ON k.org_id = g.org_id AND k.group_key = g.id \
+             WHERE m.user_id = $1 ORDER BY g.display_name_key, g.id",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for r in rows {
+            let policy: Option<String> = r.try_get("policy")?;
+            let key_ref: Option<String> = r.try_get("key_ref")?;
+            groups.push(UserGroupInput {
+                group_id: r.try_get("id")?,
+                display_name: r.try_get("display_name")?,
+                policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
+                role: r.try_get("role")?,
+                has_api_key: key_ref.is_some(),
+            });
+        }
+        let org_has_api_key = sqlx::query("SELECT 1 AS one FROM api_keys WHERE org_id = $1 AND group_key = ''")
+            .bind(&org_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+        Ok(Some(UserPolicyInputs {
+            user_id: u.try_get("id")?,
+            org_id,
+            user_name: u.try_get("user_name")?,
+            active: active != 0,
+            primary_role: u.try_get("primary_role")?,
+            settings,
+            groups,
+            org_has_api_key,
+        }))
+    }
+
+    pub async fn stored_user_policy(&self, user_id: &str) -> StoreResult<Option<StoredUserPolicy>> {
+        sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(stored_from_row)
+            .transpose()
+    }
+
+    /// Stores a user's newly computed effective policy if it differs from the stored one (by
+    /// hash or API key reference), bumping the user's version and the global change sequence.
+    /// Returns the stored row and whether it changed.
+    pub async fn store_user_policy(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        policy: &Value,
+        policy_sha256: &str,
+        api_key_ref: Option<&str>,
+    ) -> StoreResult<(StoredUserPolicy, bool)> {
+        let mut tx = self.write.begin().await?;
+        // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
+        // so change_seq order is commit order and two writers never store the same version.
+        let seq: i64 = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'policy_change' RETURNING value")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
+        let current = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(stored_from_row)
+            .transpose()?;
+        if let Some(c) = &current {
+            if c.policy_sha256 == policy_sha256 && c.api_key_ref.as_deref() == api_key_ref {
+                return Ok((c.clone(), false));
+            }
+        }
+        let now = now_micros();
+        let version = current.as_ref().map(|c| c.version + 1).unwrap_or(1);
+        sqlx::query(
+            "INSERT INTO user_policies (user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, policy_sha256 = excluded.policy_sha256, \
+             policy = excluded.policy, api_key_ref = excluded.api_key_ref, change_seq = excluded.change_seq, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(org_id)
+        .bind(version)
+        .bind(policy_sha256)
+        .bind(policy.to_string())
+        .bind(api_key_ref)
+        .bind(seq)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(&mut tx, org_id, &Actor::Cli, "user.policy.version", "User", Some(user_id), json!({"version": version, "sha256": policy_sha256})).await?;
+        tx.commit().await?;
+        let stored = StoredUserPolicy {
+            user_id: user_id.to_string(),
+            org_id: org_id.to_string(),
+            version,
+            policy_sha256: policy_sha256.to_string(),
+            policy: policy.clone(),
+            api_key_ref: api_key_ref.map(str::to_string),
+            change_seq: seq,
+            updated_at: now,
+        };
+        Ok((stored, true))
+    }
+
+    /// Stored policies changed after `after_seq` (for catching up with other processes' writes).
+    pub async fn user_policies_changed_since(&self, after_seq: i64) -> StoreResult<Vec<StoredUserPolicy>> {
+        sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE change_seq > $1 ORDER BY change_seq LIMIT 10000"))
+            .bind(after_seq)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(stored_from_row)
+            .collect()
+    }
+
+    /// The highest change sequence number committed so far.
+    pub async fn latest_policy_change_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT value FROM counters WHERE name = 'policy_change'").fetch_one(&self.read).await?.try_get("value")?)
+    }
+
+    /// Ids of the live users of an organisation.
+    pub async fn org_user_ids(&self, org_id: &str) -> StoreResult<Vec<String>> {
+        sqlx::query("SELECT id FROM users WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("id")?))
+            .collect()
+    }
+
+    /// Ids of a group's members.
+    pub async fn group_member_ids(&self, group_id: &str) -> StoreResult<Vec<String>> {
+        sqlx::query("SELECT user_id FROM group_members WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("user_id")?))
+            .collect()
+    }
+
+    /// A live group of the organisation by displayName (case-insensitive).
+    pub async fn group_by_display_name(&self, org_id: &str, display_name: &str) -> StoreResult<Option<crate::domain::Group>> {
+        Ok(self.select_groups(org_id, &super::GroupSelection::DisplayName(display_name.to_string())).await?.into_iter().next())
+    }
+
+    /// A live user of the organisation by userName (case-insensitive).
+    pub async fn user_by_user_name(&self, org_id: &str, user_name: &str) -> StoreResult<Option<crate::domain::User>> {
+        Ok(self.select_users(org_id, &super::UserSelection::UserName(user_name.to_string())).await?.into_iter().next())
+    }
+}
