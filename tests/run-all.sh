@@ -38,7 +38,7 @@ fi
 probe() { # $1 = database URL
   local dir out port token rc
   dir=$(mktemp -d)
-  "$root/target/debug/palisade-control-plane" serve --database-url "$1" --http-addr 127.0.0.1:0 \
+  "$root/target/debug/palisade-control-plane" serve --database-url "$1" --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 \
     >"$dir/stdout" 2>"$dir/stderr" &
   local pid=$!
   for _ in $(seq 1 100); do grep -q '^SCIM base URL: ' "$dir/stdout" 2>/dev/null && break; sleep 0.1; done

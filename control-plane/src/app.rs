@@ -13,7 +13,10 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::crypto::SecretsKey;
+use crate::distribution::Distributor;
 use crate::domain::Actor;
+use crate::grpc::{AgentGrpc, StreamSettings};
 use crate::scim::{self, error::ScimError, ScimSettings, ScimState, SCIM_PREFIX};
 use crate::store::Store;
 
@@ -27,19 +30,32 @@ pub struct ServeConfig {
     /// Serve plaintext on a non-loopback address (a TLS-terminating proxy is in front).
     pub allow_plaintext: bool,
     pub scim: ScimSettings,
+    /// Address of the gRPC listener for agents.
+    pub grpc_addr: SocketAddr,
+    /// Key that encrypts API keys at rest; without it API keys cannot be set or delivered.
+    pub secrets_key: Option<SecretsKey>,
+    pub stream: StreamSettings,
 }
 
 /// Refuses configurations that would expose credentials in clear text.
 pub fn check_transport(config: &ServeConfig) -> anyhow::Result<()> {
     match (&config.tls_cert, &config.tls_key) {
-        (Some(_), None) | (None, Some(_)) => bail!("--tls-cert and --tls-key must be given together"),
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("--tls-cert and --tls-key must be given together")
+        }
         (Some(_), Some(_)) => Ok(()),
-        (None, None) if config.http_addr.ip().is_loopback() || config.allow_plaintext => Ok(()),
-        (None, None) => bail!(
-            "refusing to serve plaintext HTTP on non-loopback address {}: SCIM bearer tokens would cross the network in clear. \
-             Give --tls-cert and --tls-key, or --allow-plaintext if a TLS-terminating proxy is in front",
-            config.http_addr
-        ),
+        (None, None) if config.allow_plaintext => Ok(()),
+        (None, None) => {
+            for (what, addr) in [("HTTP", config.http_addr), ("gRPC", config.grpc_addr)] {
+                if !addr.ip().is_loopback() {
+                    bail!(
+                        "refusing to serve plaintext {what} on non-loopback address {addr}: bearer tokens and device credentials would cross the network in clear. \
+                         Give --tls-cert and --tls-key, or --allow-plaintext if a TLS-terminating proxy is in front"
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -96,10 +112,25 @@ pub async fn serve(
         );
     }
 
+    if created {
+        let (_, enroll) = store
+            .create_enroll_token(&org.id, None, &Actor::Cli)
+            .await
+            .context("minting the first enrollment token")?;
+        println!(
+            "Agent enrollment token for organisation \"{}\" (shown once): {}",
+            org.slug, enroll
+        );
+    }
+
     let listener = std::net::TcpListener::bind(config.http_addr)
         .with_context(|| format!("binding {}", config.http_addr))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let grpc_listener = std::net::TcpListener::bind(config.grpc_addr)
+        .with_context(|| format!("binding {}", config.grpc_addr))?;
+    grpc_listener.set_nonblocking(true)?;
+    let grpc_local = grpc_listener.local_addr()?;
     let tls = config.tls_cert.is_some();
     let settings = ScimSettings {
         tls,
@@ -107,8 +138,49 @@ pub async fn serve(
     };
     let app = http_app(store.clone(), settings);
     let scheme = if tls { "https" } else { "http" };
+    println!("gRPC agent endpoint: {scheme}://{grpc_local}");
     println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
-    tracing::info!(%local, tls, backend = ?store.backend(), "control plane listening");
+    tracing::info!(%local, %grpc_local, tls, backend = ?store.backend(), "control plane listening");
+
+    // One shutdown signal fans out to every listener and background task.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let distributor = Distributor::new(store.clone(), config.secrets_key.clone());
+    tokio::spawn(distributor.clone().run_events());
+    tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
+
+    let grpc_service = palisade_proto::v1::agent_service_server::AgentServiceServer::new(
+        AgentGrpc::new(distributor, config.stream),
+    );
+    let mut grpc_builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)));
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let cert_pem =
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key_pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        grpc_builder = grpc_builder
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem)),
+            )
+            .context("configuring TLS for gRPC")?;
+    }
+    let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(
+        tokio::net::TcpListener::from_std(grpc_listener)?,
+    );
+    let grpc_task = tokio::spawn(
+        grpc_builder
+            .add_service(grpc_service)
+            .serve_with_incoming_shutdown(grpc_incoming, stopped(stop_rx.clone())),
+    );
 
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
@@ -124,8 +196,9 @@ pub async fn serve(
                 })?;
             let handle = axum_server::Handle::new();
             let h = handle.clone();
+            let stop = stopped(stop_rx.clone());
             tokio::spawn(async move {
-                shutdown.await;
+                stop.await;
                 h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
             });
             axum_server::from_tcp_rustls(listener, tls_config)
@@ -136,9 +209,14 @@ pub async fn serve(
         _ => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
                 .await?;
         }
+    }
+    match grpc_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
+        Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
     }
     store.close().await;
     Ok(())

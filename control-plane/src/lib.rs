@@ -4,6 +4,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod crypto;
+pub mod distribution;
 pub mod domain;
+pub mod grpc;
+pub mod policy;
 pub mod scim;
 pub mod store;

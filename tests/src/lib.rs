@@ -337,6 +337,8 @@ impl ControlPlane {
             &self.db.url,
             "--http-addr",
             "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
         ])
         .args(&self.args);
         clear_palisade_env(&mut cmd);

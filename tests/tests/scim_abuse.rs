@@ -396,6 +396,8 @@ async fn plaintext_non_loopback_refused(backend: Backend) -> Result<()> {
         db.url.as_str(),
         "--http-addr",
         "0.0.0.0:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
     ];
     let mut cmd = tokio::process::Command::new(binary_path());
     cmd.args(args)

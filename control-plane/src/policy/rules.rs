@@ -111,7 +111,12 @@ pub fn validate_tool_name(name: &str) -> Result<(), String> {
     }
     let near = KNOWN_TOOLS
         .iter()
-        .map(|t| (edit_distance(&t.to_ascii_lowercase(), &name.to_ascii_lowercase()), t))
+        .map(|t| {
+            (
+                edit_distance(&t.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+                t,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min();
     match near {
@@ -415,16 +420,36 @@ mod tests {
         (Rule::Tool, "", Some("empty tool name")),
         (Rule::Tool, "bash", Some("did you mean \"Bash\"")),
         (Rule::Tool, "webfetch", Some("did you mean \"WebFetch\"")),
-        (Rule::Tool, "Bsh", Some("unknown tool \"Bsh\" (did you mean \"Bash\"? known: Agent, Bash,")),
+        (
+            Rule::Tool,
+            "Bsh",
+            Some("unknown tool \"Bsh\" (did you mean \"Bash\"? known: Agent, Bash,"),
+        ),
         (Rule::Tool, "Shell", Some("unknown tool \"Shell\"")),
         (Rule::Tool, "MultiEdit", Some("unknown tool")), // Edit rules cover it
         (Rule::Tool, " Bash", Some("unknown tool")),
         // no specifiers; path rules on write tools are never consulted by Claude Code
         (Rule::Tool, "Bash(rm *)", Some("without a (specifier)")),
-        (Rule::Tool, "WebFetch(domain:x.com)", Some("without a (specifier)")),
-        (Rule::Tool, "Write(/etc/**)", Some("list the path in blocked_write_paths")),
-        (Rule::Tool, "NotebookEdit(/x)", Some("never consults NotebookEdit(path)")),
-        (Rule::Tool, "MultiEdit(/x)", Some("never consults MultiEdit(path)")),
+        (
+            Rule::Tool,
+            "WebFetch(domain:x.com)",
+            Some("without a (specifier)"),
+        ),
+        (
+            Rule::Tool,
+            "Write(/etc/**)",
+            Some("list the path in blocked_write_paths"),
+        ),
+        (
+            Rule::Tool,
+            "NotebookEdit(/x)",
+            Some("never consults NotebookEdit(path)"),
+        ),
+        (
+            Rule::Tool,
+            "MultiEdit(/x)",
+            Some("never consults MultiEdit(path)"),
+        ),
         // --- blocked_tools: MCP patterns ---
         (Rule::Tool, "mcp__*", None),
         (Rule::Tool, "mcp__github__*", None),
@@ -438,7 +463,13 @@ mod tests {
         (Rule::Tool, "mcp__a b__*", Some("may only contain")),
         (Rule::Tool, "mcp__a__b c", Some("MCP tool part")),
         (Rule::Tool, "mcp__a__b*", Some("MCP tool part")),
-        (Rule::Tool, "mcp__a___*", Some("must not contain __")),
+        (
+            Rule::Tool,
+            "mcp___a__*",
+            Some("must not contain __ or start"),
+        ),
+        (Rule::Tool, "mcp__a___*", Some("MCP tool part")), // tool part "_*"
+        (Rule::Tool, "mcp__a___x", None),                  // tool part "_x"
         (Rule::Tool, "MCP__*", Some("unknown tool")),
         // --- blocked_write_paths: absolute Unix paths ---
         (Rule::Path, "/", None),
@@ -448,8 +479,16 @@ mod tests {
         (Rule::Path, "/home/a b/(x)", None),
         (Rule::Path, "/home/é", None),
         (Rule::Path, "", Some("empty path")),
-        (Rule::Path, "etc", Some("\"etc\" is relative; give an absolute path")),
-        (Rule::Path, "src/x", Some("\"src/x\" is relative; give an absolute path")),
+        (
+            Rule::Path,
+            "etc",
+            Some("\"etc\" is relative; give an absolute path"),
+        ),
+        (
+            Rule::Path,
+            "src/x",
+            Some("\"src/x\" is relative; give an absolute path"),
+        ),
         (Rule::Path, "./x", Some("is relative")),
         (Rule::Path, "~/x", Some("relative to a home directory")),
         (Rule::Path, "/a/../b", Some(". and .. components")),
@@ -469,7 +508,11 @@ mod tests {
         (Rule::Path, "D:/mixed\\seps", None),
         (Rule::Path, "C:", Some("drive-relative")),
         (Rule::Path, "C:x", Some("drive-relative")),
-        (Rule::Path, "\\\\server\\share", Some("UNC and device paths")),
+        (
+            Rule::Path,
+            "\\\\server\\share",
+            Some("UNC and device paths"),
+        ),
         (Rule::Path, "\\\\?\\C:\\x", Some("UNC and device paths")),
         (Rule::Path, "\\x", Some("is relative")),
         (Rule::Path, "C:\\a|b", Some("not valid in a Windows path")),
@@ -491,7 +534,11 @@ mod tests {
         (Rule::Server, "a-b", None),
         (Rule::Server, "", Some("empty MCP server name")),
         (Rule::Server, "a__b", Some("must not contain __")),
-        (Rule::Server, "_a", Some("must not contain __ or start or end with _")),
+        (
+            Rule::Server,
+            "_a",
+            Some("must not contain __ or start or end with _"),
+        ),
         (Rule::Server, "a_", Some("start or end with _")),
         (Rule::Server, "a.b", Some("may only contain")),
         (Rule::Server, "a b", Some("may only contain")),
@@ -537,7 +584,9 @@ mod tests {
         assert_eq!(validate_skill_name(&name), Ok(()));
         assert_eq!(validate_mcp_server_name(&name), Ok(()));
         let long = "a".repeat(129);
-        assert!(validate_skill_name(&long).unwrap_err().contains("longer than 128"));
+        assert!(validate_skill_name(&long)
+            .unwrap_err()
+            .contains("longer than 128"));
         assert!(validate_mcp_server_name(&long)
             .unwrap_err()
             .contains("longer than 128"));

@@ -8,7 +8,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::secrets::{mint_secret, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
-use crate::domain::{now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros};
+use crate::domain::{
+    now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros,
+};
 
 /// Every enrollment token starts with this.
 pub const ENROLL_TOKEN_PREFIX: &str = "pal_enroll_";
@@ -40,7 +42,8 @@ fn enroll_token_from_row(r: &AnyRow) -> StoreResult<EnrollToken> {
     })
 }
 
-const DEVICE_COLUMNS: &str = "id, user_id, hostname, os, agent_version, enrolled_at, last_seen_at, applied_version, \
+const DEVICE_COLUMNS: &str =
+    "id, user_id, hostname, os, agent_version, enrolled_at, last_seen_at, applied_version, \
      last_error, revoked_at, revoked_reason, wiped_at";
 
 fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
@@ -67,7 +70,12 @@ fn clip(s: &str, max: usize) -> String {
 
 impl Store {
     /// Mints an enrollment token for the organisation, optionally expiring.
-    pub async fn create_enroll_token(&self, org_id: &str, expires_at: Option<Micros>, actor: &Actor) -> StoreResult<(EnrollToken, String)> {
+    pub async fn create_enroll_token(
+        &self,
+        org_id: &str,
+        expires_at: Option<Micros>,
+        actor: &Actor,
+    ) -> StoreResult<(EnrollToken, String)> {
         let secret = mint_secret(ENROLL_TOKEN_PREFIX);
         let token = EnrollToken {
             id: new_id(),
@@ -90,7 +98,16 @@ impl Store {
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, org_id, actor, "enroll-token.create", "EnrollToken", Some(&token.id), json!({"prefix": token.prefix, "expiresAt": expires_at})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "enroll-token.create",
+            "EnrollToken",
+            Some(&token.id),
+            json!({"prefix": token.prefix, "expiresAt": expires_at}),
+        )
+        .await?;
         tx.commit().await?;
         Ok((token, secret))
     }
@@ -106,35 +123,67 @@ impl Store {
     }
 
     /// Revokes an enrollment token by id or prefix. Devices already enrolled keep working.
-    pub async fn revoke_enroll_token(&self, org_id: &str, id_or_prefix: &str, actor: &Actor) -> StoreResult<EnrollToken> {
+    pub async fn revoke_enroll_token(
+        &self,
+        org_id: &str,
+        id_or_prefix: &str,
+        actor: &Actor,
+    ) -> StoreResult<EnrollToken> {
         let matches: Vec<EnrollToken> = self
             .list_enroll_tokens(org_id)
             .await?
             .into_iter()
-            .filter(|t| t.id == id_or_prefix || (id_or_prefix.len() >= 8 && t.prefix.starts_with(id_or_prefix)))
+            .filter(|t| {
+                t.id == id_or_prefix
+                    || (id_or_prefix.len() >= 8 && t.prefix.starts_with(id_or_prefix))
+            })
             .collect();
         let token = match matches.as_slice() {
             [] => return Err(StoreError::NotFound),
             [one] => one.clone(),
-            _ => return Err(StoreError::Ambiguous(format!("{} tokens match {id_or_prefix:?}; give the id", matches.len()))),
+            _ => {
+                return Err(StoreError::Ambiguous(format!(
+                    "{} tokens match {id_or_prefix:?}; give the id",
+                    matches.len()
+                )))
+            }
         };
         if token.revoked_at.is_some() {
             return Ok(token);
         }
         let now = now_micros();
         let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE enroll_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&token.id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(&mut tx, org_id, actor, "enroll-token.revoke", "EnrollToken", Some(&token.id), json!({"prefix": token.prefix})).await?;
+        sqlx::query(
+            "UPDATE enroll_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&token.id)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "enroll-token.revoke",
+            "EnrollToken",
+            Some(&token.id),
+            json!({"prefix": token.prefix}),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(EnrollToken { revoked_at: Some(now), ..token })
+        Ok(EnrollToken {
+            revoked_at: Some(now),
+            ..token
+        })
     }
 
     /// Enrolls a device for an active user of the token's organisation.
-    pub async fn enroll_device(&self, enroll_token: &str, user_name: &str, info: &DeviceInfo) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
+    pub async fn enroll_device(
+        &self,
+        enroll_token: &str,
+        user_name: &str,
+        info: &DeviceInfo,
+    ) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
         let now = now_micros();
         let mut tx = self.write.begin().await?;
         let token = sqlx::query(
@@ -143,7 +192,9 @@ impl Store {
         .bind(sha256_hex(enroll_token))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(token) = token else { return Ok(Err(EnrollRefusal::InvalidToken)) };
+        let Some(token) = token else {
+            return Ok(Err(EnrollRefusal::InvalidToken));
+        };
         let revoked: Option<i64> = token.try_get("revoked_at")?;
         if revoked.is_some() {
             return Ok(Err(EnrollRefusal::InvalidToken));
@@ -160,7 +211,9 @@ impl Store {
             .bind(user_name.to_lowercase())
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(user) = user else { return Ok(Err(EnrollRefusal::UnknownUser(user_name.to_string()))) };
+        let Some(user) = user else {
+            return Ok(Err(EnrollRefusal::UnknownUser(user_name.to_string())));
+        };
         let active: i64 = user.try_get("active")?;
         if active == 0 {
             return Ok(Err(EnrollRefusal::InactiveUser(user_name.to_string())));
@@ -183,11 +236,22 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE enroll_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(&token_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE enroll_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&token_id)
+            .execute(&mut *tx)
+            .await?;
         let actor = Actor::EnrollToken { id: token_id };
         audit::record(&mut tx, &org_id, &actor, "device.enroll", "Device", Some(&device_id), json!({"userId": user_id, "userName": canonical_name, "hostname": clip(&info.hostname, 255), "os": clip(&info.os, 64)})).await?;
         tx.commit().await?;
-        Ok(Ok(Enrollment { device_id, credential, org_id, org_slug, user_id, user_name: canonical_name }))
+        Ok(Ok(Enrollment {
+            device_id,
+            credential,
+            org_id,
+            org_slug,
+            user_id,
+            user_name: canonical_name,
+        }))
     }
 
     /// Looks a device credential up. `None`: unknown credential.
@@ -211,18 +275,24 @@ impl Store {
     }
 
     pub async fn devices_of_user(&self, user_id: &str) -> StoreResult<Vec<Device>> {
-        sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY enrolled_at, id"))
-            .bind(user_id)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(device_from_row)
-            .collect()
+        sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY enrolled_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(device_from_row)
+        .collect()
     }
 
     /// Records what a device reported: an applied version (ACK), an error (NACK), a wipe, or
     /// just that it was seen.
-    pub async fn record_device_report(&self, device_id: &str, report: DeviceReport<'_>) -> StoreResult<()> {
+    pub async fn record_device_report(
+        &self,
+        device_id: &str,
+        report: DeviceReport<'_>,
+    ) -> StoreResult<()> {
         let now = now_micros();
         let mut tx = self.write.begin().await?;
         let org: Option<String> = sqlx::query("SELECT org_id FROM devices WHERE id = $1")
@@ -231,11 +301,19 @@ impl Store {
             .await?
             .map(|r| r.try_get("org_id"))
             .transpose()?;
-        let Some(org_id) = org else { return Err(StoreError::NotFound) };
-        let actor = Actor::Device { id: device_id.to_string() };
+        let Some(org_id) = org else {
+            return Err(StoreError::NotFound);
+        };
+        let actor = Actor::Device {
+            id: device_id.to_string(),
+        };
         match report {
             DeviceReport::Seen => {
-                sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2").bind(now).bind(device_id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             DeviceReport::Applied(version) => {
                 sqlx::query("UPDATE devices SET last_seen_at = $1, applied_version = $2, last_error = NULL WHERE id = $3")
@@ -252,18 +330,59 @@ impl Store {
                     .bind(device_id)
                     .execute(&mut *tx)
                     .await?;
-                audit::record(&mut tx, &org_id, &actor, "device.nack", "Device", Some(device_id), json!({"version": version, "error": clip(error, 2000)})).await?;
+                audit::record(
+                    &mut tx,
+                    &org_id,
+                    &actor,
+                    "device.nack",
+                    "Device",
+                    Some(device_id),
+                    json!({"version": version, "error": clip(error, 2000)}),
+                )
+                .await?;
             }
             DeviceReport::Tampered { path, kind } => {
-                audit::record(&mut tx, &org_id, &actor, "device.tamper", "Device", Some(device_id), json!({"path": clip(path, 1000), "kind": clip(kind, 32)})).await?;
+                audit::record(
+                    &mut tx,
+                    &org_id,
+                    &actor,
+                    "device.tamper",
+                    "Device",
+                    Some(device_id),
+                    json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
+                )
+                .await?;
             }
             DeviceReport::Wiped { removed, failed } => {
-                sqlx::query("UPDATE devices SET wiped_at = $1, last_seen_at = $1 WHERE id = $2").bind(now).bind(device_id).execute(&mut *tx).await?;
-                let clip_all = |v: &[String]| v.iter().take(64).map(|s| clip(s, 1000)).collect::<Vec<_>>();
-                audit::record(&mut tx, &org_id, &actor, "device.wipe", "Device", Some(device_id), json!({"removed": clip_all(removed), "failed": clip_all(failed)})).await?;
+                sqlx::query("UPDATE devices SET wiped_at = $1, last_seen_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let clip_all =
+                    |v: &[String]| v.iter().take(64).map(|s| clip(s, 1000)).collect::<Vec<_>>();
+                audit::record(
+                    &mut tx,
+                    &org_id,
+                    &actor,
+                    "device.wipe",
+                    "Device",
+                    Some(device_id),
+                    json!({"removed": clip_all(removed), "failed": clip_all(failed)}),
+                )
+                .await?;
             }
             DeviceReport::Warning { code, detail } => {
-                audit::record(&mut tx, &org_id, &actor, "device.warning", "Device", Some(device_id), json!({"code": clip(code, 64), "detail": clip(detail, 2000)})).await?;
+                audit::record(
+                    &mut tx,
+                    &org_id,
+                    &actor,
+                    "device.warning",
+                    "Device",
+                    Some(device_id),
+                    json!({"code": clip(code, 64), "detail": clip(detail, 2000)}),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -276,22 +395,39 @@ impl Store {
 pub enum DeviceReport<'a> {
     Seen,
     Applied(i64),
-    Rejected { version: i64, error: &'a str },
-    Tampered { path: &'a str, kind: &'a str },
-    Wiped { removed: &'a [String], failed: &'a [String] },
-    Warning { code: &'a str, detail: &'a str },
+    Rejected {
+        version: i64,
+        error: &'a str,
+    },
+    Tampered {
+        path: &'a str,
+        kind: &'a str,
+    },
+    Wiped {
+        removed: &'a [String],
+        failed: &'a [String],
+    },
+    Warning {
+        code: &'a str,
+        detail: &'a str,
+    },
 }
 
 /// Revokes every live device of the user, inside the caller's (deprovisioning) transaction.
 /// Returns the revoked device ids.
-pub(crate) async fn revoke_user_devices(tx: &mut Transaction<'_, Any>, user_id: &str, reason: &str) -> StoreResult<Vec<String>> {
-    let ids: Vec<String> = sqlx::query("SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
+pub(crate) async fn revoke_user_devices(
+    tx: &mut Transaction<'_, Any>,
+    user_id: &str,
+    reason: &str,
+) -> StoreResult<Vec<String>> {
+    let ids: Vec<String> =
+        sqlx::query("SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
     if !ids.is_empty() {
         sqlx::query("UPDATE devices SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL")
             .bind(now_micros())

@@ -7,7 +7,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::devices::revoke_user_devices;
-use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult};
+use super::{
+    audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult,
+};
 use crate::domain::{now_micros, Actor, Group, GroupMember, GroupWrite, MembershipChange};
 
 const GROUP_COLUMNS: &str =
@@ -92,9 +94,16 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        let added: Vec<String> = members.iter().filter(|m| !skipped.contains(m)).cloned().collect();
+        let added: Vec<String> = members
+            .iter()
+            .filter(|m| !skipped.contains(m))
+            .cloned()
+            .collect();
         if !added.is_empty() {
-            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: added });
+            self.publish(StoreEvent::UsersTouched {
+                org_id: org_id.to_string(),
+                user_ids: added,
+            });
         }
         Ok(group)
     }
@@ -326,7 +335,10 @@ impl Store {
         touched.sort();
         touched.dedup();
         if !touched.is_empty() {
-            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: touched });
+            self.publish(StoreEvent::UsersTouched {
+                org_id: org_id.to_string(),
+                user_ids: touched,
+            });
         }
         self.publish_deprovisioned(org_id, deprovisioned);
         Ok(group)
@@ -363,7 +375,10 @@ impl Store {
         .await?;
         tx.commit().await?;
         if !former_members.is_empty() {
-            self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: former_members });
+            self.publish(StoreEvent::UsersTouched {
+                org_id: org_id.to_string(),
+                user_ids: former_members,
+            });
         }
         self.publish_deprovisioned(org_id, deprovisioned);
         Ok(())
@@ -436,12 +451,13 @@ async fn deprovision_groupless(
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let required: Option<i64> = sqlx::query("SELECT deprovision_without_groups FROM org_settings WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| r.try_get("deprovision_without_groups"))
-        .transpose()?;
+    let required: Option<i64> =
+        sqlx::query("SELECT deprovision_without_groups FROM org_settings WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get("deprovision_without_groups"))
+            .transpose()?;
     if required != Some(1) {
         return Ok(Vec::new());
     }
@@ -457,7 +473,8 @@ async fn deprovision_groupless(
         if still_member {
             continue;
         }
-        let devices = revoke_user_devices(tx, user_id, "removed from the last synced group").await?;
+        let devices =
+            revoke_user_devices(tx, user_id, "removed from the last synced group").await?;
         audit::record(
             tx,
             org_id,

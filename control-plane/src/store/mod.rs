@@ -65,9 +65,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
     /// These users' policy inputs may have changed (membership, activation, group policy…).
-    UsersTouched { org_id: String, user_ids: Vec<String> },
+    UsersTouched {
+        org_id: String,
+        user_ids: Vec<String>,
+    },
     /// The user was deprovisioned in the committed transaction and these devices revoked.
-    Deprovisioned { org_id: String, user_id: String, device_ids: Vec<String>, reason: String },
+    Deprovisioned {
+        org_id: String,
+        user_id: String,
+        device_ids: Vec<String>,
+        reason: String,
+    },
 }
 
 /// A connected, migrated store.
@@ -113,7 +121,12 @@ impl Store {
         };
         MIGRATOR.run(&write).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
-        Ok(Store { write, read, backend, events })
+        Ok(Store {
+            write,
+            read,
+            backend,
+            events,
+        })
     }
 
     /// Subscribes to the events of this process's commits.

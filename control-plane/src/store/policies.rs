@@ -59,7 +59,8 @@ pub struct UserGroupInput {
     pub display_name: String,
     pub policy: Option<Value>,
     pub role: Option<String>,
-    pub has_api_key: bool,
+    /// When the group's API key was set, if it has one (a rotation changes it).
+    pub api_key_set_at: Option<Micros>,
 }
 
 /// Everything the policy engine needs to compute one user's effective policy.
@@ -72,7 +73,8 @@ pub struct UserPolicyInputs {
     pub primary_role: Option<String>,
     pub settings: OrgSettings,
     pub groups: Vec<UserGroupInput>,
-    pub org_has_api_key: bool,
+    /// When the organisation's API key was set, if it has one.
+    pub org_api_key_set_at: Option<Micros>,
 }
 
 /// The effective policy last stored for a user.
@@ -83,7 +85,8 @@ pub struct StoredUserPolicy {
     pub version: i64,
     pub policy_sha256: String,
     pub policy: Value,
-    /// Which API key the user gets: `""` for the organisation's, a group id, or none.
+    /// Which API key the user gets, as `<owner>#<set-at>`: the owner is `""` for the
+    /// organisation's key or a group id; the time makes a rotated key a new version.
     pub api_key_ref: Option<String>,
     pub change_seq: i64,
     pub updated_at: Micros,
@@ -96,14 +99,16 @@ fn stored_from_row(r: &AnyRow) -> StoreResult<StoredUserPolicy> {
         org_id: r.try_get("org_id")?,
         version: r.try_get("version")?,
         policy_sha256: r.try_get("policy_sha256")?,
-        policy: serde_json::from_str(&policy).map_err(|e| StoreError::Corrupt(format!("user policy: {e}")))?,
+        policy: serde_json::from_str(&policy)
+            .map_err(|e| StoreError::Corrupt(format!("user policy: {e}")))?,
         api_key_ref: r.try_get("api_key_ref")?,
         change_seq: r.try_get("change_seq")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
 
-const STORED_COLUMNS: &str = "user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at";
+const STORED_COLUMNS: &str =
+    "user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at";
 
 fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
@@ -114,7 +119,9 @@ async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResul
         .bind(org_id)
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(r) = row else { return Ok(OrgSettings::default()) };
+    let Some(r) = row else {
+        return Ok(OrgSettings::default());
+    };
     let policy: String = r.try_get("default_policy")?;
     let rule: String = r.try_get("offline_rule")?;
     let dwg: i64 = r.try_get("deprovision_without_groups")?;
@@ -126,7 +133,11 @@ async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResul
     })
 }
 
-async fn upsert_settings(tx: &mut Transaction<'_, Any>, org_id: &str, s: &OrgSettings) -> StoreResult<()> {
+async fn upsert_settings(
+    tx: &mut Transaction<'_, Any>,
+    org_id: &str,
+    s: &OrgSettings,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6) \
@@ -152,7 +163,13 @@ impl Store {
     }
 
     /// Replaces the organisation's settings (default policy and rules) in one transaction.
-    pub async fn set_org_settings(&self, org_id: &str, settings: &OrgSettings, actor: &Actor, action: &str) -> StoreResult<()> {
+    pub async fn set_org_settings(
+        &self,
+        org_id: &str,
+        settings: &OrgSettings,
+        actor: &Actor,
+        action: &str,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         upsert_settings(&mut tx, org_id, settings).await?;
         audit::record(
@@ -171,7 +188,13 @@ impl Store {
     }
 
     /// Sets (or with `None` clears) a group's policy override.
-    pub async fn set_group_policy(&self, org_id: &str, group_id: &str, policy: Option<&Value>, actor: &Actor) -> StoreResult<()> {
+    pub async fn set_group_policy(
+        &self,
+        org_id: &str,
+        group_id: &str,
+        policy: Option<&Value>,
+        actor: &Actor,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         match policy {
             Some(p) => {
@@ -187,16 +210,34 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM group_policies WHERE group_id = $1").bind(group_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM group_policies WHERE group_id = $1")
+                    .bind(group_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
-        audit::record(&mut tx, org_id, actor, "group.policy.set", "Group", Some(group_id), json!({"policy": policy})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "group.policy.set",
+            "Group",
+            Some(group_id),
+            json!({"policy": policy}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Maps a group to a Palisade role (or removes the mapping).
-    pub async fn set_group_role(&self, org_id: &str, group_id: &str, role: Option<&str>, actor: &Actor) -> StoreResult<()> {
+    pub async fn set_group_role(
+        &self,
+        org_id: &str,
+        group_id: &str,
+        role: Option<&str>,
+        actor: &Actor,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         match role {
             Some(r) => {
@@ -212,16 +253,34 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM group_roles WHERE group_id = $1").bind(group_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM group_roles WHERE group_id = $1")
+                    .bind(group_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
-        audit::record(&mut tx, org_id, actor, "group.role.set", "Group", Some(group_id), json!({"role": role})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "group.role.set",
+            "Group",
+            Some(group_id),
+            json!({"role": role}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Stores an encrypted API key for the organisation (`group_id` None) or a group.
-    pub async fn set_api_key(&self, org_id: &str, group_id: Option<&str>, ciphertext: &str, actor: &Actor) -> StoreResult<()> {
+    pub async fn set_api_key(
+        &self,
+        org_id: &str,
+        group_id: Option<&str>,
+        ciphertext: &str,
+        actor: &Actor,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (org_id, group_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
@@ -233,20 +292,36 @@ impl Store {
         .bind(now_micros())
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, org_id, actor, "api-key.set", if group_id.is_some() { "Group" } else { "Org" }, Some(group_id.unwrap_or(org_id)), json!({})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            "api-key.set",
+            if group_id.is_some() { "Group" } else { "Org" },
+            Some(group_id.unwrap_or(org_id)),
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The encrypted API key stored under `key_ref` (`""` for the organisation's, else a group id).
-    pub async fn api_key_ciphertext(&self, org_id: &str, key_ref: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query("SELECT ciphertext FROM api_keys WHERE org_id = $1 AND group_key = $2")
-            .bind(org_id)
-            .bind(key_ref)
-            .fetch_optional(&self.read)
-            .await?
-            .map(|r| r.try_get("ciphertext"))
-            .transpose()?)
+    /// The encrypted API key a stored policy's `api_key_ref` names.
+    pub async fn api_key_ciphertext(
+        &self,
+        org_id: &str,
+        key_ref: &str,
+    ) -> StoreResult<Option<String>> {
+        let owner = key_ref.split_once('#').map(|(o, _)| o).unwrap_or(key_ref);
+        Ok(
+            sqlx::query("SELECT ciphertext FROM api_keys WHERE org_id = $1 AND group_key = $2")
+                .bind(org_id)
+                .bind(owner)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.try_get("ciphertext"))
+                .transpose()?,
+        )
     }
 
     /// Everything needed to compute a user's effective policy (live users only).
@@ -261,7 +336,7 @@ impl Store {
         let active: i64 = u.try_get("active")?;
         let settings = settings_in(&mut conn, &org_id).await?;
         let rows = sqlx::query(
-            "SELECT g.id, g.display_name, p.policy, r.role, k.group_key AS key_ref FROM group_members m \
+            "SELECT g.id, g.display_name, p.policy, r.role, k.created_at AS key_set_at FROM group_members m \
              JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
              LEFT JOIN group_policies p ON p.group_id = g.id \
              LEFT JOIN group_roles r ON r.group_id = g.id \
@@ -274,20 +349,21 @@ impl Store {
         let mut groups = Vec::with_capacity(rows.len());
         for r in rows {
             let policy: Option<String> = r.try_get("policy")?;
-            let key_ref: Option<String> = r.try_get("key_ref")?;
             groups.push(UserGroupInput {
                 group_id: r.try_get("id")?,
                 display_name: r.try_get("display_name")?,
                 policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
                 role: r.try_get("role")?,
-                has_api_key: key_ref.is_some(),
+                api_key_set_at: r.try_get("key_set_at")?,
             });
         }
-        let org_has_api_key = sqlx::query("SELECT 1 AS one FROM api_keys WHERE org_id = $1 AND group_key = ''")
-            .bind(&org_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
+        let org_api_key_set_at: Option<Micros> =
+            sqlx::query("SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''")
+                .bind(&org_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.try_get("created_at"))
+                .transpose()?;
         Ok(Some(UserPolicyInputs {
             user_id: u.try_get("id")?,
             org_id,
@@ -296,18 +372,20 @@ impl Store {
             primary_role: u.try_get("primary_role")?,
             settings,
             groups,
-            org_has_api_key,
+            org_api_key_set_at,
         }))
     }
 
     pub async fn stored_user_policy(&self, user_id: &str) -> StoreResult<Option<StoredUserPolicy>> {
-        sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(stored_from_row)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(stored_from_row)
+        .transpose()
     }
 
     /// Stores a user's newly computed effective policy if it differs from the stored one (by
@@ -324,17 +402,21 @@ impl Store {
         let mut tx = self.write.begin().await?;
         // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
         // so change_seq order is commit order and two writers never store the same version.
-        let seq: i64 = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'policy_change' RETURNING value")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
-        let current = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(stored_from_row)
-            .transpose()?;
+        let seq: i64 = sqlx::query(
+            "UPDATE counters SET value = value + 1 WHERE name = 'policy_change' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("value")?;
+        let current = sqlx::query(&format!(
+            "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(stored_from_row)
+        .transpose()?;
         if let Some(c) = &current {
             if c.policy_sha256 == policy_sha256 && c.api_key_ref.as_deref() == api_key_ref {
                 return Ok((c.clone(), false));
@@ -358,7 +440,16 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, org_id, &Actor::Cli, "user.policy.version", "User", Some(user_id), json!({"version": version, "sha256": policy_sha256})).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            &Actor::Cli,
+            "user.policy.version",
+            "User",
+            Some(user_id),
+            json!({"version": version, "sha256": policy_sha256}),
+        )
+        .await?;
         tx.commit().await?;
         let stored = StoredUserPolicy {
             user_id: user_id.to_string(),
@@ -374,7 +465,10 @@ impl Store {
     }
 
     /// Stored policies changed after `after_seq` (for catching up with other processes' writes).
-    pub async fn user_policies_changed_since(&self, after_seq: i64) -> StoreResult<Vec<StoredUserPolicy>> {
+    pub async fn user_policies_changed_since(
+        &self,
+        after_seq: i64,
+    ) -> StoreResult<Vec<StoredUserPolicy>> {
         sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE change_seq > $1 ORDER BY change_seq LIMIT 10000"))
             .bind(after_seq)
             .fetch_all(&self.read)
@@ -386,18 +480,25 @@ impl Store {
 
     /// The highest change sequence number committed so far.
     pub async fn latest_policy_change_seq(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT value FROM counters WHERE name = 'policy_change'").fetch_one(&self.read).await?.try_get("value")?)
+        Ok(
+            sqlx::query("SELECT value FROM counters WHERE name = 'policy_change'")
+                .fetch_one(&self.read)
+                .await?
+                .try_get("value")?,
+        )
     }
 
     /// Ids of the live users of an organisation.
     pub async fn org_user_ids(&self, org_id: &str) -> StoreResult<Vec<String>> {
-        sqlx::query("SELECT id FROM users WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id")
-            .bind(org_id)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("id")?))
-            .collect()
+        sqlx::query(
+            "SELECT id FROM users WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("id")?))
+        .collect()
     }
 
     /// Ids of a group's members.
@@ -412,12 +513,34 @@ impl Store {
     }
 
     /// A live group of the organisation by displayName (case-insensitive).
-    pub async fn group_by_display_name(&self, org_id: &str, display_name: &str) -> StoreResult<Option<crate::domain::Group>> {
-        Ok(self.select_groups(org_id, &super::GroupSelection::DisplayName(display_name.to_string())).await?.into_iter().next())
+    pub async fn group_by_display_name(
+        &self,
+        org_id: &str,
+        display_name: &str,
+    ) -> StoreResult<Option<crate::domain::Group>> {
+        Ok(self
+            .select_groups(
+                org_id,
+                &super::GroupSelection::DisplayName(display_name.to_string()),
+            )
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// A live user of the organisation by userName (case-insensitive).
-    pub async fn user_by_user_name(&self, org_id: &str, user_name: &str) -> StoreResult<Option<crate::domain::User>> {
-        Ok(self.select_users(org_id, &super::UserSelection::UserName(user_name.to_string())).await?.into_iter().next())
+    pub async fn user_by_user_name(
+        &self,
+        org_id: &str,
+        user_name: &str,
+    ) -> StoreResult<Option<crate::domain::User>> {
+        Ok(self
+            .select_users(
+                org_id,
+                &super::UserSelection::UserName(user_name.to_string()),
+            )
+            .await?
+            .into_iter()
+            .next())
     }
 }

@@ -29,7 +29,6 @@ pub struct AuthenticatedToken {
     pub label: String,
 }
 
-
 fn token_from_row(r: &AnyRow) -> StoreResult<ScimToken> {
     Ok(ScimToken {
         id: r.try_get("id")?,

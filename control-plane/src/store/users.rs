@@ -8,7 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::devices::revoke_user_devices;
-use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult};
+use super::{
+    audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult,
+};
 use crate::domain::{now_micros, Actor, GroupRef, User, UserWrite};
 
 const USER_COLUMNS: &str =
@@ -98,7 +100,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: vec![user.id.clone()] });
+        self.publish(StoreEvent::UsersTouched {
+            org_id: org_id.to_string(),
+            user_ids: vec![user.id.clone()],
+        });
         Ok(user)
     }
 
@@ -298,7 +303,10 @@ impl Store {
             .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
-        self.publish(StoreEvent::UsersTouched { org_id: org_id.to_string(), user_ids: vec![id.to_string()] });
+        self.publish(StoreEvent::UsersTouched {
+            org_id: org_id.to_string(),
+            user_ids: vec![id.to_string()],
+        });
         if !update.active {
             self.publish(StoreEvent::Deprovisioned {
                 org_id: org_id.to_string(),

@@ -100,6 +100,8 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
             url,
             "--http-addr",
             "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
             "--scim-rate-limit",
             "0",
         ])

@@ -1,4 +1,7 @@
-//! The command line: `serve`, `org`, and `scim-token` subcommands, as operators script them.
+//! The command line: `serve`, `org`, `scim-token`, `policy`, `role-map`, `enroll-token` and
+//! `api-key` subcommands, as operators script them.
+
+mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +50,18 @@ pub enum Command {
     /// Manage SCIM bearer tokens.
     #[command(subcommand, name = "scim-token")]
     ScimToken(TokenCommand),
+    /// Set and inspect policies.
+    #[command(subcommand)]
+    Policy(admin::PolicyCommand),
+    /// Map IdP groups to Palisade roles.
+    #[command(subcommand, name = "role-map")]
+    RoleMap(admin::RoleMapCommand),
+    /// Manage agent enrollment tokens.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(admin::EnrollTokenCommand),
+    /// Store the Anthropic API key delivered to agents.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(admin::ApiKeyCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +93,12 @@ pub struct ServeArgs {
     /// Most resources in one list response (filter.maxResults).
     #[arg(long, default_value_t = 1000)]
     pub max_results: i64,
+    /// Address for the agents' gRPC policy stream. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "PALISADE_GRPC_ADDR")]
+    pub grpc_addr: SocketAddr,
+    /// Seconds between keepalives on an idle policy stream.
+    #[arg(long, default_value_t = 30)]
+    pub keepalive_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +107,8 @@ pub enum OrgCommand {
     Create { slug: String },
     /// List organisations.
     List,
+    /// Change an organisation's agent rules.
+    Settings(admin::OrgSettingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +161,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     public_base_url: args.public_scim_url,
                     tls: false,
                 },
+                grpc_addr: args.grpc_addr,
+                secrets_key: admin::secrets_key_from_env()?,
+                stream: crate::grpc::StreamSettings {
+                    keepalive: std::time::Duration::from_secs(args.keepalive_seconds.max(1)),
+                    ..Default::default()
+                },
             };
             app::serve(config, app::shutdown_signal()).await
         }
@@ -155,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         })?;
                     println!("{}", org.slug);
                 }
+                OrgCommand::Settings(args) => admin::org_settings(&store, args).await?,
                 OrgCommand::List => {
                     for org in store.list_orgs().await? {
                         println!("{}\t{}\t{}", org.slug, org.id, to_rfc3339(org.created_at));
@@ -163,6 +193,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Policy(cmd) => admin::policy(&open(&url).await?, cmd).await,
+        Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
+        Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
+        Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;
             store.ensure_default_org().await?;
@@ -219,10 +253,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn open(url: &str) -> anyhow::Result<Store> {
-    Store::connect(url).await.context("opening the database")
+    let store = Store::connect(url).await.context("opening the database")?;
+    store.ensure_default_org().await?;
+    Ok(store)
 }
 
-async fn find_org(store: &Store, slug: &str) -> anyhow::Result<crate::domain::Org> {
+pub(crate) async fn find_org(store: &Store, slug: &str) -> anyhow::Result<crate::domain::Org> {
     store
         .org_by_slug(slug)
         .await?

@@ -1,0 +1,473 @@
+//! Policy administration from the command line: policies, role mappings, enrollment tokens,
+//! API keys and organisation rules. Each change is stored, then the affected users are
+//! recomputed here; a running control plane picks the new versions up and pushes them.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Subcommand;
+
+use super::find_org;
+use crate::crypto::SecretsKey;
+use crate::distribution::{compute, Distributor};
+use crate::domain::{to_rfc3339, Actor, Micros};
+use crate::policy::{explain, parse_policy, GroupPolicy, PolicyFormat, PolicyOverride, Role};
+use crate::store::{OfflineRule, Store, StoreError};
+
+/// Environment variable holding the base64 32-byte key that encrypts API keys at rest.
+pub const SECRETS_KEY_ENV: &str = "PALISADE_SECRETS_KEY";
+/// Environment variable naming a file that holds that key (takes precedence).
+pub const SECRETS_KEY_FILE_ENV: &str = "PALISADE_SECRETS_KEY_FILE";
+
+/// The secrets key from the environment, if configured.
+pub fn secrets_key_from_env() -> anyhow::Result<Option<SecretsKey>> {
+    let text = match (
+        std::env::var(SECRETS_KEY_FILE_ENV),
+        std::env::var(SECRETS_KEY_ENV),
+    ) {
+        (Ok(path), _) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {SECRETS_KEY_FILE_ENV}={path}"))?,
+        (_, Ok(k)) => k,
+        _ => return Ok(None),
+    };
+    Ok(Some(SecretsKey::from_base64(&text).with_context(|| {
+        format!("{SECRETS_KEY_ENV}/{SECRETS_KEY_FILE_ENV}")
+    })?))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set the organisation's default policy from a JSON or TOML file.
+    SetDefault {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Set a group's policy override from a JSON or TOML file.
+    SetGroup {
+        #[arg(long)]
+        org: String,
+        /// The group's displayName as provisioned by the IdP.
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show a user's effective policy.
+    Show {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        user: String,
+        /// Say, for each rule, which group (or the default) it came from.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleMapCommand {
+    /// Map a group to a role (admin, security, developer, read-only).
+    Set {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollTokenCommand {
+    /// Mint an enrollment token for MDM; prints only the token.
+    Create {
+        #[arg(long)]
+        org: String,
+        /// Lifetime such as 30d, 12h, 90m; no expiry when absent.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List enrollment tokens (never their secrets).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke an enrollment token by id or prefix (enrolled devices keep working).
+    Revoke {
+        #[arg(long)]
+        org: String,
+        id_or_prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Store the Anthropic API key for the organisation or a group, read from standard input.
+    Set {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrgSettingsArgs {
+    #[arg(long)]
+    pub org: String,
+    /// What agents do when cut off past the grace period: keep-last or lockdown.
+    #[arg(long)]
+    pub offline_rule: Option<String>,
+    /// How long a policy stays valid without contact, e.g. 7d, 12h.
+    #[arg(long)]
+    pub offline_grace: Option<String>,
+    /// Deprovision a user when removed from their last synced group (true/false).
+    #[arg(long)]
+    pub deprovision_without_groups: Option<bool>,
+}
+
+/// Parses `30d`, `12h`, `90m`, `45s` into seconds.
+pub fn parse_duration_secs(text: &str) -> anyhow::Result<i64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        anyhow!("invalid duration {text:?}: use a number and a unit, like 30d, 12h, 90m")
+    })?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => bail!("invalid duration {text:?}: the unit must be d, h, m or s"),
+    };
+    if n <= 0 {
+        bail!("invalid duration {text:?}: it must be positive");
+    }
+    n.checked_mul(mult)
+        .ok_or_else(|| anyhow!("duration {text:?} is too long"))
+}
+
+fn read_policy_file(path: &PathBuf) -> anyhow::Result<PolicyOverride> {
+    let name = path.to_string_lossy();
+    let format = PolicyFormat::from_path_name(&name).map_err(|e| anyhow!("{e}"))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
+    parse_policy(format, &text).map_err(|errors| anyhow!("{name} is not a valid policy:\n{errors}"))
+}
+
+async fn require_group(
+    store: &Store,
+    org_id: &str,
+    slug: &str,
+    name: &str,
+) -> anyhow::Result<crate::domain::Group> {
+    store
+        .group_by_display_name(org_id, name)
+        .await?
+        .ok_or_else(|| anyhow!("no group {name:?} in organisation {slug:?} (groups are provisioned by the IdP over SCIM)"))
+}
+
+fn distributor(store: &Store) -> anyhow::Result<Distributor> {
+    Ok(Distributor::new(store.clone(), secrets_key_from_env()?))
+}
+
+pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::SetDefault { org, file } => {
+            let policy = read_policy_file(&file)?;
+            let o = find_org(store, &org).await?;
+            let mut settings = store.org_settings(&o.id).await?;
+            settings.default_policy = serde_json::to_value(&policy)?;
+            store
+                .set_org_settings(&o.id, &settings, &Actor::Cli, "org.policy.set-default")
+                .await?;
+            let users = store.org_user_ids(&o.id).await?;
+            let changed = distributor(store)?.recompute_users(&users).await;
+            println!(
+                "default policy of {org} set; {changed} of {} users recomputed",
+                users.len()
+            );
+        }
+        PolicyCommand::SetGroup { org, group, file } => {
+            let policy = read_policy_file(&file)?;
+            let o = find_org(store, &org).await?;
+            let g = require_group(store, &o.id, &org, &group).await?;
+            store
+                .set_group_policy(
+                    &o.id,
+                    &g.id,
+                    Some(&serde_json::to_value(&policy)?),
+                    &Actor::Cli,
+                )
+                .await?;
+            let users = store.group_member_ids(&g.id).await?;
+            let changed = distributor(store)?.recompute_users(&users).await;
+            println!(
+                "policy of group {group:?} set; {changed} of {} members recomputed",
+                users.len()
+            );
+        }
+        PolicyCommand::Show {
+            org,
+            user,
+            explain: want_explain,
+            json,
+        } => {
+            let o = find_org(store, &org).await?;
+            let u = store
+                .user_by_user_name(&o.id, &user)
+                .await?
+                .ok_or_else(|| anyhow!("no user {user:?} in organisation {org:?}"))?;
+            let inputs = store
+                .user_policy_inputs(&u.id)
+                .await?
+                .ok_or_else(|| anyhow!("no user {user:?}"))?;
+            let computed = compute(&inputs).map_err(|e| anyhow!("{e}"))?;
+            let stored = store.stored_user_policy(&u.id).await?;
+            let roles = crate::policy::effective_roles(
+                inputs
+                    .primary_role
+                    .as_deref()
+                    .and_then(|r| r.parse::<Role>().ok()),
+                &inputs
+                    .groups
+                    .iter()
+                    .filter_map(|g| g.role.as_deref().and_then(|r| r.parse::<Role>().ok()))
+                    .collect::<Vec<_>>(),
+            );
+            let defaults: PolicyOverride =
+                serde_json::from_value(inputs.settings.default_policy.clone())
+                    .map_err(|e| anyhow!("stored default policy: {e}"))?;
+            let overrides: Vec<(String, PolicyOverride)> = inputs
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    g.policy
+                        .as_ref()
+                        .map(|p| (g.display_name.clone(), p.clone()))
+                })
+                .map(|(n, p)| {
+                    Ok((
+                        n,
+                        serde_json::from_value(p)
+                            .map_err(|e| anyhow!("stored group policy: {e}"))?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let groups: Vec<GroupPolicy<'_>> = overrides
+                .iter()
+                .map(|(g, p)| GroupPolicy {
+                    group: g,
+                    policy: p,
+                })
+                .collect();
+            let explanation = explain(&defaults, &groups);
+            let role_names: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+            if json {
+                let mut out = serde_json::json!({
+                    "user": u.user_name,
+                    "active": inputs.active,
+                    "roles": role_names,
+                    "groups": inputs.groups.iter().map(|g| g.display_name.clone()).collect::<Vec<_>>(),
+                    "policy": computed.policy.to_value(),
+                    "sha256": computed.sha256,
+                    "version": stored.as_ref().map(|s| s.version),
+                    "api_key": computed.api_key_ref.as_ref().map(|r| if r.starts_with('#') { "organisation" } else { "group" }),
+                });
+                if want_explain {
+                    out["explain"] = serde_json::from_str(&explanation.to_json())?;
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "user: {}{}",
+                    u.user_name,
+                    if inputs.active {
+                        ""
+                    } else {
+                        " (deactivated: no policy is delivered)"
+                    }
+                );
+                println!("roles: {}", role_names.join(", "));
+                println!(
+                    "groups: {}",
+                    inputs
+                        .groups
+                        .iter()
+                        .map(|g| g.display_name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                println!(
+                    "version: {}",
+                    stored
+                        .as_ref()
+                        .map(|s| s.version.to_string())
+                        .unwrap_or_else(|| "none yet".to_string())
+                );
+                if want_explain {
+                    print!("{explanation}");
+                    if !explanation.to_string().ends_with('\n') {
+                        println!();
+                    }
+                } else {
+                    println!("{}", computed.policy);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn role_map(store: &Store, cmd: RoleMapCommand) -> anyhow::Result<()> {
+    let RoleMapCommand::Set { org, group, role } = cmd;
+    let role: Role = role.parse().map_err(|e| anyhow!("{e}"))?;
+    let o = find_org(store, &org).await?;
+    let g = require_group(store, &o.id, &org, &group).await?;
+    store
+        .set_group_role(&o.id, &g.id, Some(&role.to_string()), &Actor::Cli)
+        .await?;
+    println!("group {group:?} maps to role {role}");
+    Ok(())
+}
+
+pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        EnrollTokenCommand::Create { org, expires_in } => {
+            let o = find_org(store, &org).await?;
+            let expires_at: Option<Micros> = match expires_in {
+                Some(d) => Some(
+                    crate::domain::now_micros()
+                        + parse_duration_secs(&d)?.saturating_mul(1_000_000),
+                ),
+                None => None,
+            };
+            let (_, secret) = store
+                .create_enroll_token(&o.id, expires_at, &Actor::Cli)
+                .await?;
+            println!("{secret}");
+        }
+        EnrollTokenCommand::List { org } => {
+            let o = find_org(store, &org).await?;
+            println!(
+                "{:<36}  {:<18}  {:<24}  {:<24}  {:<24}  REVOKED",
+                "ID", "PREFIX", "CREATED", "EXPIRES", "LAST USED"
+            );
+            let opt = |t: Option<i64>| t.map(to_rfc3339).unwrap_or_else(|| "-".to_string());
+            for t in store.list_enroll_tokens(&o.id).await? {
+                println!(
+                    "{:<36}  {:<18}  {:<24}  {:<24}  {:<24}  {}",
+                    t.id,
+                    t.prefix,
+                    to_rfc3339(t.created_at),
+                    opt(t.expires_at),
+                    opt(t.last_used_at),
+                    opt(t.revoked_at)
+                );
+            }
+        }
+        EnrollTokenCommand::Revoke { org, id_or_prefix } => {
+            let o = find_org(store, &org).await?;
+            let t = store
+                .revoke_enroll_token(&o.id, &id_or_prefix, &Actor::Cli)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        anyhow!("no enrollment token {id_or_prefix:?} in organisation {org:?}")
+                    }
+                    StoreError::Ambiguous(m) => anyhow!(m),
+                    other => other.into(),
+                })?;
+            println!("revoked {} ({})", t.id, t.prefix);
+        }
+    }
+    Ok(())
+}
+
+pub async fn api_key(store: &Store, cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    let ApiKeyCommand::Set { org, group } = cmd;
+    let key = secrets_key_from_env()?
+        .ok_or_else(|| anyhow!("set {SECRETS_KEY_ENV} (or {SECRETS_KEY_FILE_ENV}) to the base64 32-byte key that encrypts API keys at rest"))?;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the API key from standard input")?;
+    let api_key = text.trim();
+    if api_key.is_empty()
+        || api_key.len() > 512
+        || api_key.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!("the API key read from standard input is empty or malformed (one line, no spaces)");
+    }
+    let o = find_org(store, &org).await?;
+    let (group_id, users) = match &group {
+        Some(name) => {
+            let g = require_group(store, &o.id, &org, name).await?;
+            let members = store.group_member_ids(&g.id).await?;
+            (Some(g.id), members)
+        }
+        None => (None, store.org_user_ids(&o.id).await?),
+    };
+    store
+        .set_api_key(
+            &o.id,
+            group_id.as_deref(),
+            &key.encrypt(api_key),
+            &Actor::Cli,
+        )
+        .await?;
+    let d = Distributor::new(store.clone(), Some(key));
+    let changed = d.recompute_users(&users).await;
+    println!(
+        "API key stored for {}; {changed} users' policies recomputed",
+        group
+            .map(|g| format!("group {g:?}"))
+            .unwrap_or_else(|| format!("organisation {org}"))
+    );
+    Ok(())
+}
+
+pub async fn org_settings(store: &Store, args: OrgSettingsArgs) -> anyhow::Result<()> {
+    let o = find_org(store, &args.org).await?;
+    let mut s = store.org_settings(&o.id).await?;
+    if let Some(rule) = &args.offline_rule {
+        s.offline_rule = OfflineRule::parse(rule)
+            .ok_or_else(|| anyhow!("unknown offline rule {rule:?}: use keep-last or lockdown"))?;
+    }
+    if let Some(g) = &args.offline_grace {
+        s.offline_grace_seconds = parse_duration_secs(g)?;
+    }
+    if let Some(d) = args.deprovision_without_groups {
+        s.deprovision_without_groups = d;
+    }
+    store
+        .set_org_settings(&o.id, &s, &Actor::Cli, "org.settings.set")
+        .await?;
+    println!(
+        "{}: offline rule {}, grace {}s, deprovision without groups: {}",
+        args.org,
+        s.offline_rule.as_str().replace('_', "-"),
+        s.offline_grace_seconds,
+        s.deprovision_without_groups
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("30d").unwrap(), 30 * 86_400);
+        assert_eq!(parse_duration_secs("12h").unwrap(), 12 * 3_600);
+        assert_eq!(parse_duration_secs("90m").unwrap(), 5_400);
+        assert!(parse_duration_secs("0d").is_err());
+        assert!(parse_duration_secs("3w").is_err());
+        assert!(parse_duration_secs("d").is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! Policy distribution: recomputes users' effective policies when their inputs change, stores
+//! each change as a new per-user version, and wakes the agent streams of the affected users.
+//!
+//! Changes reach it three ways: events of this process's store commits (SCIM), direct calls (the
+//! CLI recomputes what it changed), and a catch-up cursor over the stored change sequence for
+//! commits made by other processes (the CLI, other replicas). The stored version is the truth;
+//! every wake-up only says "look again".
+
+pub mod hub;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::SecretsKey;
+use crate::policy::{effective, EffectivePolicy, GroupPolicy, PolicyOverride};
+use crate::store::{Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs};
+use hub::{Hub, Wakeup};
+
+/// How often the catch-up cursor looks for changes committed by other processes.
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Recomputes and wakes. Cheap to clone.
+#[derive(Clone)]
+pub struct Distributor {
+    pub store: Store,
+    pub hub: Hub,
+    pub secrets: Option<SecretsKey>,
+}
+
+/// The effective policy of a user and the API key reference it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Computed {
+    pub policy: EffectivePolicy,
+    pub canonical: String,
+    pub sha256: String,
+    pub api_key_ref: Option<String>,
+}
+
+fn parse_override(v: &Value, what: &str) -> Result<PolicyOverride, StoreError> {
+    serde_json::from_value(v.clone()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Computes a user's effective policy from its inputs (pure).
+pub fn compute(inputs: &UserPolicyInputs) -> Result<Computed, StoreError> {
+    let defaults = parse_override(&inputs.settings.default_policy, "default policy")?;
+    let overrides: Vec<(String, PolicyOverride)> = inputs
+        .groups
+        .iter()
+        .filter_map(|g| g.policy.as_ref().map(|p| (g.display_name.clone(), p)))
+        .map(|(name, p)| {
+            Ok((
+                name.clone(),
+                parse_override(p, &format!("policy of group {name:?}"))?,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let groups: Vec<GroupPolicy<'_>> = overrides
+        .iter()
+        .map(|(g, p)| GroupPolicy {
+            group: g,
+            policy: p,
+        })
+        .collect();
+    let policy = effective(&defaults, &groups);
+    let canonical = policy.canonical_json();
+    let sha256 = hex::encode(Sha256::digest(canonical.as_bytes()));
+    // A group's key wins over the organisation's; among groups, the first by displayName.
+    let api_key_ref = inputs
+        .groups
+        .iter()
+        .find_map(|g| g.api_key_set_at.map(|t| format!("{}#{t}", g.group_id)))
+        .or_else(|| inputs.org_api_key_set_at.map(|t| format!("#{t}")));
+    Ok(Computed {
+        policy,
+        canonical,
+        sha256,
+        api_key_ref,
+    })
+}
+
+impl Distributor {
+    pub fn new(store: Store, secrets: Option<SecretsKey>) -> Distributor {
+        Distributor {
+            store,
+            hub: Hub::default(),
+            secrets,
+        }
+    }
+
+    /// Recomputes one user; stores a new version if the policy changed and wakes the user's
+    /// streams. Deactivated and deleted users get no new versions.
+    pub async fn recompute_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<StoredUserPolicy>, StoreError> {
+        let Some(inputs) = self.store.user_policy_inputs(user_id).await? else {
+            return Ok(None);
+        };
+        if !inputs.active {
+            return Ok(None);
+        }
+        let c = compute(&inputs)?;
+        let stored_policy: Value =
+            serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (stored, changed) = self
+            .store
+            .store_user_policy(
+                &inputs.org_id,
+                user_id,
+                &stored_policy,
+                &c.sha256,
+                c.api_key_ref.as_deref(),
+            )
+            .await?;
+        if changed {
+            self.hub.wake(user_id, Wakeup::PolicyChanged);
+        }
+        Ok(Some(stored))
+    }
+
+    /// Recomputes several users, logging (not failing on) individual errors.
+    pub async fn recompute_users(&self, user_ids: &[String]) -> usize {
+        let mut changed = 0;
+        for id in user_ids {
+            match self.recompute_user(id).await {
+                Ok(Some(_)) => changed += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(user_id = %id, error = %e, "could not recompute a user's policy")
+                }
+            }
+        }
+        changed
+    }
+
+    /// Handles this process's store events until the store's channel closes.
+    pub async fn run_events(self) {
+        let mut events = self.store.subscribe();
+        loop {
+            match events.recv().await {
+                Ok(StoreEvent::UsersTouched { user_ids, .. }) => {
+                    self.recompute_users(&user_ids).await;
+                }
+                Ok(StoreEvent::Deprovisioned {
+                    user_id,
+                    reason,
+                    device_ids,
+                    ..
+                }) => {
+                    tracing::info!(%user_id, %reason, devices = device_ids.len(), "deprovisioned: telling connected agents to wipe");
+                    self.hub.wake(&user_id, Wakeup::Deprovision { reason });
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    // Missed events: re-check every connected user against the store.
+                    tracing::warn!(
+                        missed = n,
+                        "store events lagged; re-checking connected users"
+                    );
+                    let users = self.hub.connected_users();
+                    self.recompute_users(&users).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Follows the stored change sequence so that changes committed by other processes (the CLI,
+    /// other replicas) reach this process's connected agents.
+    pub async fn run_catch_up(self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut cursor = match self.store.latest_policy_change_seq().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the policy change sequence");
+                0
+            }
+        };
+        let mut ticker = tokio::time::interval(CATCH_UP_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.store.latest_policy_change_seq().await {
+                Ok(latest) if latest > cursor => {
+                    match self.store.user_policies_changed_since(cursor).await {
+                        Ok(changes) => {
+                            for c in &changes {
+                                self.hub.wake(&c.user_id, Wakeup::PolicyChanged);
+                                cursor = cursor.max(c.change_seq);
+                            }
+                            if changes.is_empty() {
+                                cursor = latest;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "catch-up read failed"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "catch-up read failed"),
+            }
+        }
+    }
+
+    /// The API key for a stored policy's reference, decrypted.
+    pub async fn api_key_for(&self, org_id: &str, key_ref: Option<&str>) -> Option<String> {
+        let key_ref = key_ref?;
+        let secrets = self.secrets.as_ref()?;
+        match self.store.api_key_ciphertext(org_id, key_ref).await {
+            Ok(Some(ct)) => match secrets.decrypt(&ct) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored API key cannot be decrypted with the configured secrets key");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading an API key failed");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OrgSettings, UserGroupInput};
+    use serde_json::json;
+
+    fn inputs(groups: Vec<UserGroupInput>, org_key: bool) -> UserPolicyInputs {
+        UserPolicyInputs {
+            user_id: "u".into(),
+            org_id: "o".into(),
+            user_name: "a".into(),
+            active: true,
+            primary_role: None,
+            settings: OrgSettings {
+                default_policy: json!({"blocked_tools": ["WebFetch"]}),
+                ..OrgSettings::default()
+            },
+            groups,
+            org_api_key_set_at: org_key.then_some(5),
+        }
+    }
+
+    fn group(id: &str, policy: Option<Value>, key: bool) -> UserGroupInput {
+        UserGroupInput {
+            group_id: id.into(),
+            display_name: id.into(),
+            policy,
+            role: None,
+            api_key_set_at: key.then_some(7),
+        }
+    }
+
+    #[test]
+    fn computes_policy_hash_and_key_reference() {
+        let c = compute(&inputs(
+            vec![group(
+                "g1",
+                Some(json!({"blocked_tools": ["Bash"], "security_level": "strict"})),
+                false,
+            )],
+            true,
+        ))
+        .unwrap();
+        assert_eq!(
+            c.canonical,
+            r#"{"blocked_tools":["Bash","WebFetch"],"security_level":"strict"}"#
+        );
+        assert_eq!(c.api_key_ref.as_deref(), Some("#5"));
+        let c2 = compute(&inputs(vec![group("g1", None, true)], true)).unwrap();
+        assert_eq!(c2.api_key_ref.as_deref(), Some("g1#7"));
+        assert_ne!(c.sha256, c2.sha256);
+        let none = compute(&inputs(vec![], false)).unwrap();
+        assert_eq!(none.api_key_ref, None);
+        assert!(compute(&inputs(
+            vec![group("g", Some(json!({"bogus": 1})), false)],
+            false
+        ))
+        .is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! `AgentService` implementation: enrollment, and one task per connected stream that sends
+//! snapshots newer than what the agent applied, keepalives with the validity deadline, and
+//! deprovisioning; it records ACKs, NACKs, tamper and wipe reports.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use palisade_proto::v1 as pb;
+use palisade_proto::v1::agent_message::Message as AgentMsg;
+use palisade_proto::v1::server_message::Message as ServerMsg;
+use palisade_proto::{DEVICE_REVOKED, DEVICE_STATUS_TRAILER};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use crate::distribution::hub::Wakeup;
+use crate::distribution::Distributor;
+use crate::domain::{now_micros, DeviceAuth, DeviceInfo};
+use crate::policy::EffectivePolicy;
+use crate::store::{DeviceReport, EnrollRefusal, StoreError};
+
+/// Timing of the policy stream.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// How often an idle stream carries a keepalive (and the refreshed validity deadline).
+    pub keepalive: Duration,
+    /// How long an agent waits for the first message before the server gives up on it.
+    pub hello_timeout: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            keepalive: Duration::from_secs(30),
+            hello_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The service, shared by every connection.
+#[derive(Clone)]
+pub struct AgentGrpc {
+    distributor: Distributor,
+    settings: StreamSettings,
+}
+
+impl AgentGrpc {
+    pub fn new(distributor: Distributor, settings: StreamSettings) -> AgentGrpc {
+        AgentGrpc {
+            distributor,
+            settings,
+        }
+    }
+}
+
+fn internal(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure while serving an agent");
+    Status::internal("internal error; retry later")
+}
+
+fn bearer<T>(req: &Request<T>) -> Option<String> {
+    let v = req.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// The answer to a revoked device: PERMISSION_DENIED plus a trailer the agent recognises.
+fn revoked_status(reason: &str) -> Status {
+    let mut status = Status::permission_denied(format!(
+        "this device was revoked ({reason}); the agent must wipe"
+    ));
+    status.metadata_mut().insert(
+        DEVICE_STATUS_TRAILER,
+        MetadataValue::from_static(DEVICE_REVOKED),
+    );
+    status
+}
+
+fn unix_ms(micros: i64) -> i64 {
+    micros / 1000
+}
+
+type ServerStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::agent_service_server::AgentService for AgentGrpc {
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let r = request.into_inner();
+        if r.enroll_token.is_empty() || r.enroll_token.len() > 200 {
+            return Err(Status::unauthenticated("an enrollment token is required"));
+        }
+        if r.user_name.trim().is_empty() || r.user_name.len() > 512 {
+            return Err(Status::invalid_argument("a userName is required"));
+        }
+        let info = DeviceInfo {
+            hostname: r.hostname,
+            os: r.os,
+            agent_version: r.agent_version,
+        };
+        let store = &self.distributor.store;
+        match store
+            .enroll_device(&r.enroll_token, r.user_name.trim(), &info)
+            .await
+            .map_err(internal)?
+        {
+            Ok(e) => {
+                tracing::info!(device_id = %e.device_id, user = %e.user_name, org = %e.org_slug, "device enrolled");
+                // Make sure the user has a stored policy before the agent's first stream.
+                if let Err(err) = self.distributor.recompute_user(&e.user_id).await {
+                    tracing::error!(error = %err, "computing the policy of a newly enrolled user failed");
+                }
+                Ok(Response::new(pb::EnrollResponse {
+                    device_id: e.device_id,
+                    device_credential: e.credential,
+                    org_slug: e.org_slug,
+                    user_name: e.user_name,
+                }))
+            }
+            Err(refusal) => Err(match refusal {
+                EnrollRefusal::InvalidToken | EnrollRefusal::ExpiredToken => {
+                    Status::unauthenticated(refusal.to_string())
+                }
+                EnrollRefusal::UnknownUser(_) => Status::not_found(refusal.to_string()),
+                EnrollRefusal::InactiveUser(_) => Status::failed_precondition(refusal.to_string()),
+            }),
+        }
+    }
+
+    type StreamPolicyStream = ServerStream;
+
+    async fn stream_policy(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<ServerStream>, Status> {
+        let credential =
+            bearer(&request).ok_or_else(|| Status::unauthenticated("missing device credential"))?;
+        let device = self
+            .distributor
+            .store
+            .authenticate_device(&credential)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::unauthenticated("unknown device credential; enroll again"))?;
+        if let Some(reason) = &device.revoked_reason {
+            return Err(revoked_status(reason));
+        }
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let session = Session {
+            grpc: self.clone(),
+            device,
+            tx,
+        };
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(
+            Box::pin(ReceiverStream::new(rx)) as ServerStream
+        ))
+    }
+}
+
+/// One connected stream.
+struct Session {
+    grpc: AgentGrpc,
+    device: DeviceAuth,
+    tx: mpsc::Sender<Result<pb::ServerMessage, Status>>,
+}
+
+impl Session {
+    async fn send(&self, m: ServerMsg) -> bool {
+        self.tx
+            .send(Ok(pb::ServerMessage { message: Some(m) }))
+            .await
+            .is_ok()
+    }
+
+    async fn run(self, mut inbound: Streaming<pb::AgentMessage>) {
+        let d = &self.grpc.distributor;
+        let device_id = self.device.device_id.clone();
+        let user_id = self.device.user_id.clone();
+        // The agent speaks first: Hello with the version it applied.
+        let hello =
+            match tokio::time::timeout(self.grpc.settings.hello_timeout, inbound.next()).await {
+                Ok(Some(Ok(pb::AgentMessage {
+                    message: Some(AgentMsg::Hello(h)),
+                }))) => h,
+                Ok(Some(Ok(_))) => {
+                    let _ = self
+                        .tx
+                        .send(Err(Status::invalid_argument(
+                            "the first message must be Hello",
+                        )))
+                        .await;
+                    return;
+                }
+                _ => return,
+            };
+        let (_registration, mut wakeups) = d.hub.register(&user_id, &device_id);
+        let _ = d
+            .store
+            .record_device_report(&device_id, DeviceReport::Seen)
+            .await;
+        let mut last_sent = hello.last_applied_version;
+        let mut pending_nonce = String::new();
+        // Recompute on connect: it repairs any change this process missed while the agent was away.
+        if let Err(e) = d.recompute_user(&user_id).await {
+            tracing::error!(error = %e, "recompute on connect failed");
+        }
+        match self.send_if_newer(&mut last_sent, &mut pending_nonce).await {
+            Ok(true) | Ok(false) => {}
+            Err(()) => return,
+        }
+        let mut keepalive = tokio::time::interval(self.grpc.settings.keepalive);
+        keepalive.tick().await;
+        let mut deprovisioned = false;
+        loop {
+            tokio::select! {
+                w = wakeups.recv() => match w {
+                    Some(Wakeup::PolicyChanged) if !deprovisioned => {
+                        if self.send_if_newer(&mut last_sent, &mut pending_nonce).await.is_err() { return; }
+                    }
+                    Some(Wakeup::Deprovision { reason }) if !deprovisioned => {
+                        deprovisioned = true;
+                        if !self.send(ServerMsg::Deprovision(pb::Deprovision { reason })).await { return; }
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                m = inbound.next() => match m {
+                    Some(Ok(pb::AgentMessage { message: Some(msg) })) => {
+                        if self.handle(msg, &pending_nonce).await.is_err() { return; }
+                        if deprovisioned { /* keep reading until the wipe report or the agent hangs up */ }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(%device_id, error = %e, "agent stream ended with an error");
+                        return;
+                    }
+                    None => return,
+                },
+                _ = keepalive.tick() => {
+                    if deprovisioned { continue; }
+                    let valid_until = self.valid_until().await;
+                    let ka = pb::Keepalive { valid_until_unix_ms: valid_until, server_time_unix_ms: unix_ms(now_micros()) };
+                    if !self.send(ServerMsg::Keepalive(ka)).await { return; }
+                }
+            }
+        }
+    }
+
+    async fn valid_until(&self) -> i64 {
+        let grace = self
+            .grpc
+            .distributor
+            .store
+            .org_settings(&self.device.org_id)
+            .await
+            .map(|s| s.offline_grace_seconds)
+            .unwrap_or(7 * 24 * 3600);
+        unix_ms(now_micros()) + grace.saturating_mul(1000)
+    }
+
+    /// Sends the stored policy if it is newer than what the agent has. `Err` when the stream is gone.
+    async fn send_if_newer(&self, last_sent: &mut u64, nonce: &mut String) -> Result<bool, ()> {
+        let d = &self.grpc.distributor;
+        let stored = match d.store.stored_user_policy(&self.device.user_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a stored policy failed");
+                return Ok(false);
+            }
+        };
+        let version = u64::try_from(stored.version).unwrap_or(0);
+        if version <= *last_sent {
+            return Ok(false);
+        }
+        let policy: EffectivePolicy = match serde_json::from_value(stored.policy.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "stored policy is corrupt");
+                return Ok(false);
+            }
+        };
+        let settings = d
+            .store
+            .org_settings(&self.device.org_id)
+            .await
+            .unwrap_or_default();
+        let api_key = d
+            .api_key_for(&stored.org_id, stored.api_key_ref.as_deref())
+            .await;
+        *nonce = uuid::Uuid::new_v4().simple().to_string();
+        let snapshot = pb::PolicySnapshot {
+            version,
+            nonce: nonce.clone(),
+            policy: Some(convert::policy(&policy)),
+            valid_until_unix_ms: unix_ms(now_micros())
+                + settings.offline_grace_seconds.saturating_mul(1000),
+            offline_rule: convert::offline_rule(settings.offline_rule) as i32,
+            api_key,
+            policy_sha256: stored.policy_sha256,
+        };
+        if !self.send(ServerMsg::Snapshot(snapshot)).await {
+            return Err(());
+        }
+        *last_sent = version;
+        Ok(true)
+    }
+
+    async fn handle(&self, msg: AgentMsg, pending_nonce: &str) -> Result<(), ()> {
+        let store = &self.grpc.distributor.store;
+        let id = &self.device.device_id;
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let result = match msg {
+            AgentMsg::Ack(a) if a.nonce == pending_nonce => {
+                store
+                    .record_device_report(id, DeviceReport::Applied(as_i64(a.version)))
+                    .await
+            }
+            AgentMsg::Nack(n) if n.nonce == pending_nonce => {
+                tracing::warn!(device_id = %id, version = n.version, error = %n.error, "agent rejected a policy");
+                store
+                    .record_device_report(
+                        id,
+                        DeviceReport::Rejected {
+                            version: as_i64(n.version),
+                            error: &n.error,
+                        },
+                    )
+                    .await
+            }
+            // A reply to an older snapshot is superseded (xDS nonce rule).
+            AgentMsg::Ack(_) | AgentMsg::Nack(_) | AgentMsg::Hello(_) => Ok(()),
+            AgentMsg::Tamper(t) => {
+                tracing::warn!(device_id = %id, path = %t.path, kind = %t.kind, "agent restored tampered settings");
+                store
+                    .record_device_report(
+                        id,
+                        DeviceReport::Tampered {
+                            path: &t.path,
+                            kind: &t.kind,
+                        },
+                    )
+                    .await
+            }
+            AgentMsg::Wipe(w) => {
+                tracing::info!(device_id = %id, removed = w.removed.len(), failed = w.failed.len(), "agent wiped");
+                store
+                    .record_device_report(
+                        id,
+                        DeviceReport::Wiped {
+                            removed: &w.removed,
+                            failed: &w.failed,
+                        },
+                    )
+                    .await
+            }
+            AgentMsg::Warning(w) => {
+                tracing::warn!(device_id = %id, code = %w.code, detail = %w.detail, "agent warning");
+                store
+                    .record_device_report(
+                        id,
+                        DeviceReport::Warning {
+                            code: &w.code,
+                            detail: &w.detail,
+                        },
+                    )
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "recording an agent report failed");
+        }
+        Ok(())
+    }
+}
