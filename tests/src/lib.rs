@@ -288,6 +288,10 @@ pub struct ControlPlane {
     pub token: String,
     /// The token line printed by the latest start, if any (only the first start prints one).
     pub printed_token: Option<String>,
+    /// `http://127.0.0.1:<port>`: the agents' gRPC endpoint.
+    pub grpc_url: String,
+    /// The default organisation's enrollment token printed on the first start.
+    pub enroll_token: Option<String>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -313,6 +317,8 @@ impl ControlPlane {
             addr: String::new(),
             token: String::new(),
             printed_token: None,
+            grpc_url: String::new(),
+            enroll_token: None,
             stdout: Default::default(),
             stderr: Default::default(),
         };
@@ -337,10 +343,11 @@ impl ControlPlane {
             &self.db.url,
             "--http-addr",
             "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
         ])
         .args(&self.args);
+        if !self.args.iter().any(|a| a.starts_with("--grpc-addr")) {
+            cmd.args(["--grpc-addr", "127.0.0.1:0"]);
+        }
         clear_palisade_env(&mut cmd);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -398,6 +405,9 @@ impl ControlPlane {
 
         const TOKEN_PREFIX: &str = "SCIM bearer token for organisation \"default\" (shown once): ";
         const BASE_PREFIX: &str = "SCIM base URL: ";
+        const ENROLL_PREFIX: &str =
+            "Agent enrollment token for organisation \"default\" (shown once): ";
+        const GRPC_PREFIX: &str = "gRPC agent endpoint: ";
         let mut token = None;
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         loop {
@@ -406,6 +416,10 @@ impl ControlPlane {
                     let line = line.trim();
                     if let Some(t) = line.strip_prefix(TOKEN_PREFIX) {
                         token = Some(t.trim().to_string());
+                    } else if let Some(t) = line.strip_prefix(ENROLL_PREFIX) {
+                        self.enroll_token = Some(t.trim().to_string());
+                    } else if let Some(g) = line.strip_prefix(GRPC_PREFIX) {
+                        self.grpc_url = g.trim().to_string();
                     } else if let Some(u) = line.strip_prefix(BASE_PREFIX) {
                         let base = u.trim().trim_end_matches('/').to_string();
                         let root = base

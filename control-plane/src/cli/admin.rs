@@ -421,7 +421,9 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCommand) -> anyhow::Result<()> {
         )
         .await?;
     let d = Distributor::new(store.clone(), Some(key));
-    let changed = d.recompute_users(&users).await;
+    let changed = d
+        .recompute_users(&store.users_with_policies(&users).await?)
+        .await;
     println!(
         "API key stored for {}; {changed} users' policies recomputed",
         group

@@ -94,7 +94,7 @@ impl Distributor {
     pub async fn recompute_user(
         &self,
         user_id: &str,
-    ) -> Result<Option<StoredUserPolicy>, StoreError> {
+    ) -> Result<Option<(StoredUserPolicy, bool)>, StoreError> {
         let Some(inputs) = self.store.user_policy_inputs(user_id).await? else {
             return Ok(None);
         };
@@ -117,16 +117,17 @@ impl Distributor {
         if changed {
             self.hub.wake(user_id, Wakeup::PolicyChanged);
         }
-        Ok(Some(stored))
+        Ok(Some((stored, changed)))
     }
 
-    /// Recomputes several users, logging (not failing on) individual errors.
+    /// Recomputes several users, logging (not failing on) individual errors. Returns how many
+    /// got a new version.
     pub async fn recompute_users(&self, user_ids: &[String]) -> usize {
         let mut changed = 0;
         for id in user_ids {
             match self.recompute_user(id).await {
-                Ok(Some(_)) => changed += 1,
-                Ok(None) => {}
+                Ok(Some((_, true))) => changed += 1,
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(user_id = %id, error = %e, "could not recompute a user's policy")
                 }
@@ -135,33 +136,62 @@ impl Distributor {
         changed
     }
 
-    /// Handles this process's store events until the store's channel closes.
+    /// Handles this process's store events until the store's channel closes. Events that
+    /// queued up meanwhile are handled as one batch: one lookup of which users have policies.
     pub async fn run_events(self) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let mut events = self.store.subscribe();
         loop {
-            match events.recv().await {
-                Ok(StoreEvent::UsersTouched { user_ids, .. }) => {
-                    self.recompute_users(&user_ids).await;
-                }
-                Ok(StoreEvent::Deprovisioned {
-                    user_id,
-                    reason,
-                    device_ids,
-                    ..
-                }) => {
-                    tracing::info!(%user_id, %reason, devices = device_ids.len(), "deprovisioned: telling connected agents to wipe");
-                    self.hub.wake(&user_id, Wakeup::Deprovision { reason });
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    // Missed events: re-check every connected user against the store.
+            let first = match events.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    // Missed events: re-check every connected user against the store (agents
+                    // that are offline are recomputed when they reconnect).
                     tracing::warn!(
                         missed = n,
                         "store events lagged; re-checking connected users"
                     );
                     let users = self.hub.connected_users();
                     self.recompute_users(&users).await;
+                    continue;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
+            };
+            let mut touched: Vec<String> = Vec::new();
+            let mut next = Some(first);
+            while let Some(event) = next.take() {
+                match event {
+                    StoreEvent::UsersTouched { user_ids, .. } => touched.extend(user_ids),
+                    StoreEvent::Deprovisioned {
+                        user_id,
+                        reason,
+                        device_ids,
+                        ..
+                    } => {
+                        tracing::info!(%user_id, %reason, devices = device_ids.len(), "deprovisioned: telling connected agents to wipe");
+                        self.hub.wake(&user_id, Wakeup::Deprovision { reason });
+                    }
+                }
+                if touched.len() < 5000 {
+                    match events.try_recv() {
+                        Ok(e) => next = Some(e),
+                        Err(TryRecvError::Lagged(_)) => touched.extend(self.hub.connected_users()),
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+                    }
+                }
+            }
+            if touched.is_empty() {
+                continue;
+            }
+            touched.sort();
+            touched.dedup();
+            // Users without an enrolled device have no stored policy to keep current;
+            // enrollment and every stream connect compute theirs.
+            match self.store.users_with_policies(&touched).await {
+                Ok(relevant) => {
+                    self.recompute_users(&relevant).await;
+                }
+                Err(e) => tracing::error!(error = %e, "could not read which users have policies"),
             }
         }
     }

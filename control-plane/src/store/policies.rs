@@ -488,6 +488,26 @@ impl Store {
         )
     }
 
+    /// Those of the given users that have a stored policy (that is, an enrolled device):
+    /// only their policies need recomputing when their inputs change.
+    pub async fn users_with_policies(&self, user_ids: &[String]) -> StoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in user_ids.chunks(500) {
+            let sql = format!(
+                "SELECT user_id FROM user_policies WHERE user_id IN ({})",
+                super::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.read).await? {
+                out.push(r.try_get("user_id")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Ids of the live users of an organisation.
     pub async fn org_user_ids(&self, org_id: &str) -> StoreResult<Vec<String>> {
         sqlx::query(

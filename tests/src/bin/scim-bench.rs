@@ -124,7 +124,10 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
         else {
             break;
         };
-        if let Some(t) = line.split("(shown once): ").nth(1) {
+        if let Some(t) = line
+            .strip_prefix("SCIM bearer token")
+            .and_then(|l| l.split("(shown once): ").nth(1))
+        {
             token = Some(t.trim().to_string());
         }
         if let Some(b) = line.strip_prefix("SCIM base URL: ") {
