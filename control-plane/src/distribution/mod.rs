@@ -15,11 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::SecretsKey;
 use crate::policy::{effective, EffectivePolicy, GroupPolicy, PolicyOverride};
-use crate::store::{Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs};
+use crate::store::{ComputedPolicy, Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs};
 use hub::{Hub, Wakeup};
 
 /// How often the catch-up cursor looks for changes committed by other processes.
-pub const CATCH_UP_INTERVAL: Duration = Duration::from_millis(250);
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Recomputes and wakes. Cheap to clone.
 #[derive(Clone)]
@@ -91,46 +91,50 @@ impl Distributor {
 
     /// Recomputes one user; stores a new version if the policy changed and wakes the user's
     /// streams. Deactivated and deleted users get no new versions.
-    pub async fn recompute_user(
-        &self,
-        user_id: &str,
-    ) -> Result<Option<(StoredUserPolicy, bool)>, StoreError> {
-        let Some(inputs) = self.store.user_policy_inputs(user_id).await? else {
-            return Ok(None);
-        };
-        if !inputs.active {
-            return Ok(None);
-        }
-        let c = compute(&inputs)?;
-        let stored_policy: Value =
-            serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (stored, changed) = self
-            .store
-            .store_user_policy(
-                &inputs.org_id,
-                user_id,
-                &stored_policy,
-                &c.sha256,
-                c.api_key_ref.as_deref(),
-            )
-            .await?;
-        if changed {
-            self.hub.wake(user_id, Wakeup::PolicyChanged);
-        }
-        Ok(Some((stored, changed)))
+    pub async fn recompute_user(&self, user_id: &str) -> Result<Option<(StoredUserPolicy, bool)>, StoreError> {
+        Ok(self.recompute_batch(&[user_id.to_string()]).await?.into_iter().next())
     }
 
-    /// Recomputes several users, logging (not failing on) individual errors. Returns how many
-    /// got a new version.
+    /// Recomputes users and stores every change in one transaction, then wakes the streams of
+    /// the users whose policy changed. Deactivated and deleted users are skipped.
+    pub async fn recompute_batch(&self, user_ids: &[String]) -> Result<Vec<(StoredUserPolicy, bool)>, StoreError> {
+        let mut computed = Vec::with_capacity(user_ids.len());
+        for id in user_ids {
+            let Some(inputs) = self.store.user_policy_inputs(id).await? else { continue };
+            if !inputs.active {
+                continue;
+            }
+            let c = compute(&inputs)?;
+            let policy: Value = serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            computed.push((inputs.org_id, id.clone(), policy, c.sha256, c.api_key_ref));
+        }
+        let refs: Vec<ComputedPolicy<'_>> = computed
+            .iter()
+            .map(|(org_id, user_id, policy, sha, key)| ComputedPolicy {
+                org_id,
+                user_id,
+                policy,
+                policy_sha256: sha,
+                api_key_ref: key.as_deref(),
+            })
+            .collect();
+        let stored = self.store.store_user_policies(&refs).await?;
+        for (s, changed) in &stored {
+            if *changed {
+                self.hub.wake(&s.user_id, Wakeup::PolicyChanged);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Recomputes users in batches, logging (not failing on) errors. Returns how many got a
+    /// new version.
     pub async fn recompute_users(&self, user_ids: &[String]) -> usize {
         let mut changed = 0;
-        for id in user_ids {
-            match self.recompute_user(id).await {
-                Ok(Some((_, true))) => changed += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(user_id = %id, error = %e, "could not recompute a user's policy")
-                }
+        for chunk in user_ids.chunks(1000) {
+            match self.recompute_batch(chunk).await {
+                Ok(stored) => changed += stored.iter().filter(|(_, c)| *c).count(),
+                Err(e) => tracing::error!(error = %e, users = chunk.len(), "could not recompute users' policies"),
             }
         }
         changed

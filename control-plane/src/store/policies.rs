@@ -77,6 +77,16 @@ pub struct UserPolicyInputs {
     pub org_api_key_set_at: Option<Micros>,
 }
 
+/// A user's freshly computed policy, to be stored if it changed.
+#[derive(Debug, Clone, Copy)]
+pub struct ComputedPolicy<'a> {
+    pub org_id: &'a str,
+    pub user_id: &'a str,
+    pub policy: &'a Value,
+    pub policy_sha256: &'a str,
+    pub api_key_ref: Option<&'a str>,
+}
+
 /// The effective policy last stored for a user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredUserPolicy {
@@ -388,80 +398,77 @@ impl Store {
         .transpose()
     }
 
-    /// Stores a user's newly computed effective policy if it differs from the stored one (by
-    /// hash or API key reference), bumping the user's version and the global change sequence.
-    /// Returns the stored row and whether it changed.
-    pub async fn store_user_policy(
-        &self,
-        org_id: &str,
-        user_id: &str,
-        policy: &Value,
-        policy_sha256: &str,
-        api_key_ref: Option<&str>,
-    ) -> StoreResult<(StoredUserPolicy, bool)> {
+    /// Stores users' newly computed effective policies, in one transaction, where they differ
+    /// from the stored ones (by hash or API key reference): each changed user gets the next
+    /// version and a new change sequence number. Returns each stored row and whether it changed.
+    pub async fn store_user_policies(&self, computed: &[ComputedPolicy<'_>]) -> StoreResult<Vec<(StoredUserPolicy, bool)>> {
+        let mut out = Vec::with_capacity(computed.len());
+        if computed.is_empty() {
+            return Ok(out);
+        }
         let mut tx = self.write.begin().await?;
         // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
         // so change_seq order is commit order and two writers never store the same version.
-        let seq: i64 = sqlx::query(
-            "UPDATE counters SET value = value + 1 WHERE name = 'policy_change' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("value")?;
-        let current = sqlx::query(&format!(
-            "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"
-        ))
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(stored_from_row)
-        .transpose()?;
-        if let Some(c) = &current {
-            if c.policy_sha256 == policy_sha256 && c.api_key_ref.as_deref() == api_key_ref {
-                return Ok((c.clone(), false));
-            }
-        }
+        // A no-op update takes the row lock (PostgreSQL) and returns the current value.
+        let mut seq: i64 = sqlx::query("UPDATE counters SET value = value WHERE name = 'policy_change' RETURNING value")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
         let now = now_micros();
-        let version = current.as_ref().map(|c| c.version + 1).unwrap_or(1);
-        sqlx::query(
-            "INSERT INTO user_policies (user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, policy_sha256 = excluded.policy_sha256, \
-             policy = excluded.policy, api_key_ref = excluded.api_key_ref, change_seq = excluded.change_seq, updated_at = excluded.updated_at",
-        )
-        .bind(user_id)
-        .bind(org_id)
-        .bind(version)
-        .bind(policy_sha256)
-        .bind(policy.to_string())
-        .bind(api_key_ref)
-        .bind(seq)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        audit::record(
-            &mut tx,
-            org_id,
-            &Actor::Cli,
-            "user.policy.version",
-            "User",
-            Some(user_id),
-            json!({"version": version, "sha256": policy_sha256}),
-        )
-        .await?;
-        tx.commit().await?;
-        let stored = StoredUserPolicy {
-            user_id: user_id.to_string(),
-            org_id: org_id.to_string(),
-            version,
-            policy_sha256: policy_sha256.to_string(),
-            policy: policy.clone(),
-            api_key_ref: api_key_ref.map(str::to_string),
-            change_seq: seq,
-            updated_at: now,
-        };
-        Ok((stored, true))
+        let mut changed_any = false;
+        for c in computed {
+            let current = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
+                .bind(c.user_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(stored_from_row)
+                .transpose()?;
+            if let Some(cur) = &current {
+                if cur.policy_sha256 == c.policy_sha256 && cur.api_key_ref.as_deref() == c.api_key_ref {
+                    out.push((cur.clone(), false));
+                    continue;
+                }
+            }
+            seq += 1;
+            changed_any = true;
+            let version = current.as_ref().map(|x| x.version + 1).unwrap_or(1);
+            sqlx::query(
+                "INSERT INTO user_policies (user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, policy_sha256 = excluded.policy_sha256, \
+                 policy = excluded.policy, api_key_ref = excluded.api_key_ref, change_seq = excluded.change_seq, updated_at = excluded.updated_at",
+            )
+            .bind(c.user_id)
+            .bind(c.org_id)
+            .bind(version)
+            .bind(c.policy_sha256)
+            .bind(c.policy.to_string())
+            .bind(c.api_key_ref)
+            .bind(seq)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            audit::record(&mut tx, c.org_id, &Actor::Cli, "user.policy.version", "User", Some(c.user_id), json!({"version": version, "sha256": c.policy_sha256})).await?;
+            out.push((
+                StoredUserPolicy {
+                    user_id: c.user_id.to_string(),
+                    org_id: c.org_id.to_string(),
+                    version,
+                    policy_sha256: c.policy_sha256.to_string(),
+                    policy: c.policy.clone(),
+                    api_key_ref: c.api_key_ref.map(str::to_string),
+                    change_seq: seq,
+                    updated_at: now,
+                },
+                true,
+            ));
+        }
+        if changed_any {
+            sqlx::query("UPDATE counters SET value = $1 WHERE name = 'policy_change'").bind(seq).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(out)
     }
 
     /// Stored policies changed after `after_seq` (for catching up with other processes' writes).
