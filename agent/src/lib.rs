@@ -1,19 +1,58 @@
 //! Palisade workstation agent: turns the effective policy the control plane streams for this
-//! user into Claude Code managed settings on disk.
+//! user into Claude Code managed settings on disk, serves the API key, undoes tampering and
+//! wipes credentials on deprovisioning.
 //!
+//! Policy and rendering (pure):
 //! - [`policy`]: the agent's plain policy type ([`Policy`], [`SecurityLevel`]) and its
 //!   validation.
 //! - [`settings`]: renders a policy into the agent's own drop-in file,
 //!   `managed-settings.d/50-palisade.json`, deterministically (see `SETTINGS.md` for what each
 //!   field becomes and what a user could still do).
+//! - [`messages`]: the policy stream's messages as plain types.
+//!
+//! Edges and I/O:
+//! - [`grpc`]: the only module that knows protobuf and tonic (conversions, TLS channel,
+//!   `Enroll`, `StreamPolicy`).
 //! - [`atomic`]: crash-safe, change-only file replacement (temp file, fsync, rename, fsync of
 //!   the directory).
+//! - [`enforce`]: keeps the drop-in equal to the enforced policy and restores it.
+//! - [`state`]: the 0700 state directory (`device.json`, `policy.json`, `api-key`,
+//!   `status.json`).
+//! - [`watch`]: `notify` watches (tamper, enrollment).
+//! - [`wipe`]: what deprovisioning removes.
+//! - [`sources`]: higher-precedence managed sources and other warnings.
+//! - [`backoff`]: reconnection delays with full jitter.
+//!
+//! Commands:
+//! - [`cli`] and [`config`]: the command line and where things are.
+//! - [`run`]: the long-lived loop; [`commands`]: `enroll`, `status`, `api-key`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod backoff;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod enforce;
+pub mod grpc;
+pub mod messages;
 pub mod policy;
+pub mod run;
 pub mod settings;
+pub mod sources;
+pub mod state;
+pub mod watch;
+pub mod wipe;
 
+pub use commands::api_key::api_key_helper_command;
 pub use policy::{Policy, PolicyError, SecurityLevel};
 pub use settings::{render, render_bytes, RenderOptions, TargetOs};
+
+/// Milliseconds since the Unix epoch on this machine's clock (0 if the clock is before 1970).
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,7 +1,146 @@
-//! Palisade workstation agent entry point (the policy-stream issue fills this in).
+//! `palisade-agent`: parses the command line, sets up logging and runs one subcommand (the
+//! work is in the library; see `lib.rs`).
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("palisade-agent: not built yet; see the open policy-stream issue");
-    std::process::exit(2);
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use palisade_agent::cli::{Cli, Command};
+use palisade_agent::commands::{api_key, enroll, status};
+use palisade_agent::config::{self, Config, Overrides, ENV_LOG};
+use palisade_agent::state::StateDir;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::resolve(&Overrides::from(cli.command.locations())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("palisade-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `api-key` runs inside Claude Code on every TTL: no runtime, no logging setup.
+    if let Command::ApiKey { .. } = cli.command {
+        return serve_api_key(&config);
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("palisade-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("palisade-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Enroll {
+            server,
+            enroll_token,
+            user,
+            ca_cert,
+            ..
+        } => {
+            let args = enroll::EnrollArgs {
+                server,
+                enroll_token,
+                user,
+                ca_cert,
+            };
+            let device = enroll::enroll(&config.paths, &args).await?;
+            println!(
+                "enrolled device {} for {} (org {}) with {}",
+                device.device_id, device.user_name, device.org, device.server_url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { .. } => {
+            palisade_agent::run::run(config.paths, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json, .. } => {
+            let report = status::gather(&config.paths);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", status::render_text(&report));
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::ApiKey { .. } => Ok(serve_api_key(&config)),
+    }
+}
+
+fn serve_api_key(config: &Config) -> ExitCode {
+    let state = StateDir::new(&config.paths.state_dir);
+    match api_key::read_api_key(&state) {
+        Ok(key) => {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{key}").and_then(|()| out.flush()).is_err() {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("palisade-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var(ENV_LOG)
+        .ok()
+        .or_else(|| config.log.clone())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,notify=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT). A Windows service wrapper passes its own future
+/// (the service control manager's stop request) to `palisade_agent::run::run` instead.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
 }

@@ -1,0 +1,193 @@
+//! The command line (clap): `enroll`, `run`, `status`, `api-key`, each with the location
+//! flags `--settings-dir`, `--state-dir`, `--claude-config-dir` and `--config`, which can also
+//! come from the environment (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{
+    Overrides, ENV_CLAUDE_CONFIG_DIR, ENV_CONFIG, ENV_SETTINGS_DIR, ENV_STATE_DIR,
+};
+
+/// Palisade workstation agent: applies the organisation's Claude Code policy on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "palisade-agent", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this device with the control plane (once, usually from MDM).
+    Enroll {
+        /// Control plane gRPC URL, e.g. https://palisade.example.com:50051 (http:// only to
+        /// a loopback address).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Organisation enrollment token.
+        #[arg(
+            long = "enroll-token",
+            value_name = "TOKEN",
+            env = "PALISADE_AGENT_ENROLL_TOKEN",
+            hide_env_values = true
+        )]
+        enroll_token: String,
+        /// The user's userName in the identity provider.
+        #[arg(long, value_name = "USERNAME")]
+        user: String,
+        /// PEM file of the only CA to trust for the server (default: the Mozilla root set; a
+        /// private CA must be given here).
+        #[arg(long = "ca-cert", value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
+        /// Where things are.
+        #[command(flatten)]
+        locations: Locations,
+    },
+    /// Stream the policy and keep Claude Code's managed settings in line (the service).
+    Run {
+        /// Where things are.
+        #[command(flatten)]
+        locations: Locations,
+    },
+    /// Show enrollment, applied policy, connection, warnings and wipe state.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Where things are.
+        #[command(flatten)]
+        locations: Locations,
+    },
+    /// Print the API key (Claude Code's apiKeyHelper); exits non-zero with nothing on stdout
+    /// when there is none.
+    ApiKey {
+        /// Where things are.
+        #[command(flatten)]
+        locations: Locations,
+    },
+}
+
+impl Command {
+    /// The location flags of any subcommand.
+    pub fn locations(&self) -> &Locations {
+        match self {
+            Command::Enroll { locations, .. }
+            | Command::Run { locations }
+            | Command::Status { locations, .. }
+            | Command::ApiKey { locations } => locations,
+        }
+    }
+}
+
+/// Where things are; every subcommand takes these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Locations {
+    /// Directory holding Claude Code's managed-settings.json and managed-settings.d/.
+    #[arg(long, value_name = "DIR", env = ENV_SETTINGS_DIR)]
+    pub settings_dir: Option<PathBuf>,
+    /// The agent's state directory (device credential, API key, policy cache).
+    #[arg(long, value_name = "DIR", env = ENV_STATE_DIR)]
+    pub state_dir: Option<PathBuf>,
+    /// The user's Claude Code directory (~/.claude, as CLAUDE_CONFIG_DIR would move it).
+    #[arg(long, value_name = "DIR", env = ENV_CLAUDE_CONFIG_DIR)]
+    pub claude_config_dir: Option<PathBuf>,
+    /// Config file (TOML).
+    #[arg(long, value_name = "FILE", env = ENV_CONFIG)]
+    pub config: Option<PathBuf>,
+}
+
+impl From<&Locations> for Overrides {
+    fn from(l: &Locations) -> Overrides {
+        Overrides {
+            config: l.config.clone(),
+            settings_dir: l.settings_dir.clone(),
+            state_dir: l.state_dir.clone(),
+            claude_config_dir: l.claude_config_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_takes_the_locations() {
+        for sub in [
+            vec![
+                "enroll",
+                "--server",
+                "https://x",
+                "--enroll-token",
+                "t",
+                "--user",
+                "u",
+            ],
+            vec!["run"],
+            vec!["status", "--json"],
+            vec!["api-key"],
+        ] {
+            let mut argv = vec!["palisade-agent"];
+            argv.extend(sub);
+            argv.extend([
+                "--settings-dir",
+                "/s",
+                "--state-dir",
+                "/st",
+                "--claude-config-dir",
+                "/c",
+                "--config",
+                "/a.toml",
+            ]);
+            let cli = Cli::try_parse_from(&argv).unwrap();
+            let l = cli.command.locations();
+            assert_eq!(l.settings_dir, Some(PathBuf::from("/s")));
+            assert_eq!(l.state_dir, Some(PathBuf::from("/st")));
+            assert_eq!(l.claude_config_dir, Some(PathBuf::from("/c")));
+            assert_eq!(l.config, Some(PathBuf::from("/a.toml")));
+        }
+    }
+
+    #[test]
+    fn enroll_arguments() {
+        let cli = Cli::try_parse_from([
+            "palisade-agent",
+            "enroll",
+            "--server",
+            "https://cp:50051",
+            "--enroll-token",
+            "tok",
+            "--user",
+            "alice@example.com",
+            "--ca-cert",
+            "/ca.pem",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Enroll {
+                server,
+                enroll_token,
+                user,
+                ca_cert,
+                ..
+            } => {
+                assert_eq!(server, "https://cp:50051");
+                assert_eq!(enroll_token, "tok");
+                assert_eq!(user, "alice@example.com");
+                assert_eq!(ca_cert, Some(PathBuf::from("/ca.pem")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["palisade-agent", "enroll", "--user", "u"]).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! `palisade-agent api-key`: Claude Code's `apiKeyHelper`. Prints the key from the state
+//! directory, or fails (non-zero, nothing on stdout) when the device was wiped, is not
+//! enrolled, or has no key. Also builds the helper command line the drop-in carries.
+
+use std::path::Path;
+
+use crate::state::{StateDir, StateError, DEVICE_FILE};
+
+/// Why no key is served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    /// A wipe happened and no policy arrived since.
+    #[error("this device was deprovisioned: no API key")]
+    Wiped,
+    /// No `device.json`.
+    #[error("this device is not enrolled: no API key")]
+    NotEnrolled,
+    /// Enrolled, but the organisation gave no key.
+    #[error("no API key was delivered to this device")]
+    NoKey,
+    /// The state cannot be read.
+    #[error("cannot read the API key: {0}")]
+    State(#[from] StateError),
+}
+
+/// The key Claude Code should use.
+pub fn read_api_key(state: &StateDir) -> Result<String, ApiKeyError> {
+    // A status file that cannot be read does not block the key; a wipe removes it anyway.
+    if let Ok(status) = state.load_status() {
+        if status.wiped.is_some() {
+            return Err(ApiKeyError::Wiped);
+        }
+    }
+    if !state.path(DEVICE_FILE).is_file() {
+        return Err(ApiKeyError::NotEnrolled);
+    }
+    state.load_api_key()?.ok_or(ApiKeyError::NoKey)
+}
+
+/// `<exe> api-key [--state-dir <dir>]`, quoted for the shell Claude Code runs it with.
+pub fn api_key_helper_command(exe: &Path, state_dir: Option<&Path>) -> String {
+    helper_command_for(exe, state_dir, cfg!(windows))
+}
+
+fn helper_command_for(exe: &Path, state_dir: Option<&Path>, windows: bool) -> String {
+    let mut cmd = quote(&exe.to_string_lossy(), windows);
+    cmd.push_str(" api-key");
+    if let Some(dir) = state_dir {
+        cmd.push_str(" --state-dir ");
+        cmd.push_str(&quote(&dir.to_string_lossy(), windows));
+    }
+    cmd
+}
+
+fn quote(arg: &str, windows: bool) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/\\._-:+=@,%".contains(c));
+    if plain {
+        arg.to_owned()
+    } else if windows {
+        format!("\"{}\"", arg.replace('"', "\\\""))
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::WipeRecord;
+    use crate::state::Status;
+    use std::path::PathBuf;
+
+    #[test]
+    fn helper_command_quotes_when_needed() {
+        let exe = PathBuf::from("/usr/local/bin/palisade-agent");
+        assert_eq!(
+            helper_command_for(&exe, None, false),
+            "/usr/local/bin/palisade-agent api-key"
+        );
+        assert_eq!(
+            helper_command_for(&exe, Some(Path::new("/tmp/it's state")), false),
+            "/usr/local/bin/palisade-agent api-key --state-dir '/tmp/it'\\''s state'"
+        );
+        let win = PathBuf::from(r"C:\Program Files\Palisade\palisade-agent.exe");
+        assert_eq!(
+            helper_command_for(&win, None, true),
+            r#""C:\Program Files\Palisade\palisade-agent.exe" api-key"#
+        );
+    }
+
+    #[test]
+    fn key_is_served_only_when_enrolled_and_not_wiped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path());
+        assert!(matches!(
+            read_api_key(&state),
+            Err(ApiKeyError::NotEnrolled)
+        ));
+        std::fs::write(state.path(DEVICE_FILE), b"{}").unwrap();
+        assert!(matches!(read_api_key(&state), Err(ApiKeyError::NoKey)));
+        state.save_api_key("sk-ant-1").unwrap();
+        assert_eq!(read_api_key(&state).unwrap(), "sk-ant-1");
+        state
+            .save_status(&Status {
+                wiped: Some(WipeRecord::default()),
+                ..Status::default()
+            })
+            .unwrap();
+        assert!(matches!(read_api_key(&state), Err(ApiKeyError::Wiped)));
+    }
+}

@@ -1,0 +1,208 @@
+//! Keeps the agent's drop-in file, `managed-settings.d/50-palisade.json`, equal to the policy
+//! it enforces: renders it, writes it atomically only when the bytes differ, and puts it back
+//! after someone else changed or removed it (compared by content and mode, never by
+//! timestamps, so the agent's own writes are never mistaken for tampering).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_if_changed;
+use crate::messages::TamperKind;
+use crate::policy::{Policy, PolicyError};
+use crate::settings::{self, RenderOptions};
+
+/// Mode of the drop-in file: Claude Code runs as the user and must read it.
+pub const DROP_IN_MODE: u32 = 0o644;
+/// Mode of `managed-settings.d` when the agent creates it.
+pub const DROP_IN_DIR_MODE: u32 = 0o755;
+
+/// Why a policy could not be put on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    /// The policy does not validate.
+    #[error("invalid policy: {0}")]
+    Invalid(#[from] PolicyError),
+    /// Writing failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// The drop-in writer.
+#[derive(Debug)]
+pub struct Enforcer {
+    dir: PathBuf,
+    file: PathBuf,
+    opts: RenderOptions,
+    desired: Option<Vec<u8>>,
+}
+
+impl Enforcer {
+    /// An enforcer for `<settings_dir>/managed-settings.d/50-palisade.json`. Nothing is
+    /// written until [`Enforcer::apply`].
+    pub fn new(settings_dir: &Path, opts: RenderOptions) -> Enforcer {
+        let file = settings::drop_in_path(settings_dir);
+        Enforcer {
+            dir: settings_dir.join(settings::DROP_IN_DIR),
+            file,
+            opts,
+            desired: None,
+        }
+    }
+
+    /// The drop-in file.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// The render options (with the `apiKeyHelper` command).
+    pub fn options(&self) -> &RenderOptions {
+        &self.opts
+    }
+
+    /// The bytes the file must hold, once a policy was applied.
+    pub fn desired(&self) -> Option<&[u8]> {
+        self.desired.as_deref()
+    }
+
+    /// Validates and renders `policy` and writes it if the file differs. Returns whether the
+    /// file was written. On error the file and the enforced content stay as they were.
+    pub fn apply(&mut self, policy: &Policy) -> Result<bool, EnforceError> {
+        policy.validate()?;
+        let bytes = settings::render_bytes(policy, &self.opts);
+        let written = self.write(&bytes)?;
+        self.desired = Some(bytes);
+        Ok(written)
+    }
+
+    /// Puts the enforced content back if the file was changed or removed. `Ok(None)` when
+    /// nothing was enforced yet or the file is intact.
+    pub fn restore(&mut self) -> Result<Option<TamperKind>, EnforceError> {
+        let Some(bytes) = self.desired.clone() else {
+            return Ok(None);
+        };
+        let kind = match fs::symlink_metadata(&self.file) {
+            Ok(_) => TamperKind::Modified,
+            Err(_) => TamperKind::Deleted,
+        };
+        Ok(self.write(&bytes)?.then_some(kind))
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<bool, EnforceError> {
+        create_dir(&self.dir).map_err(|source| EnforceError::Write {
+            path: self.dir.clone(),
+            source,
+        })?;
+        write_if_changed(&self.file, bytes, DROP_IN_MODE).map_err(|source| EnforceError::Write {
+            path: self.file.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn create_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DROP_IN_DIR_MODE)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::TargetOs;
+
+    fn opts() -> RenderOptions {
+        RenderOptions {
+            api_key_helper: Some("/bin/palisade-agent api-key".into()),
+            os: TargetOs::Linux,
+            ..RenderOptions::default()
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            blocked_tools: vec!["Bash".into()],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn apply_writes_rendered_bytes_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut e = Enforcer::new(tmp.path(), opts());
+        assert_eq!(e.restore().unwrap(), None, "nothing enforced yet");
+        assert!(e.apply(&policy()).unwrap());
+        let on_disk = fs::read(e.path()).unwrap();
+        assert_eq!(on_disk, settings::render_bytes(&policy(), &opts()));
+        assert!(
+            !e.apply(&policy()).unwrap(),
+            "unchanged content is not rewritten"
+        );
+        assert_eq!(e.restore().unwrap(), None);
+    }
+
+    #[test]
+    fn invalid_policy_keeps_the_last_good_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut e = Enforcer::new(tmp.path(), opts());
+        e.apply(&policy()).unwrap();
+        let before = fs::read(e.path()).unwrap();
+        let bad = Policy {
+            blocked_tools: vec!["bash".into()],
+            ..Policy::default()
+        };
+        assert!(matches!(e.apply(&bad), Err(EnforceError::Invalid(_))));
+        assert_eq!(fs::read(e.path()).unwrap(), before);
+        assert_eq!(e.desired(), Some(before.as_slice()));
+    }
+
+    #[test]
+    fn restore_after_edit_delete_and_directory_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut e = Enforcer::new(tmp.path(), opts());
+        e.apply(&policy()).unwrap();
+        let good = fs::read(e.path()).unwrap();
+
+        fs::write(e.path(), b"{}\n").unwrap();
+        assert_eq!(e.restore().unwrap(), Some(TamperKind::Modified));
+        assert_eq!(fs::read(e.path()).unwrap(), good);
+
+        fs::remove_file(e.path()).unwrap();
+        assert_eq!(e.restore().unwrap(), Some(TamperKind::Deleted));
+        assert_eq!(fs::read(e.path()).unwrap(), good);
+
+        fs::remove_dir_all(tmp.path().join(settings::DROP_IN_DIR)).unwrap();
+        assert_eq!(e.restore().unwrap(), Some(TamperKind::Deleted));
+        assert_eq!(fs::read(e.path()).unwrap(), good);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn mode_change_is_tampering() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut e = Enforcer::new(tmp.path(), opts());
+        e.apply(&policy()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(e.path()), DROP_IN_MODE);
+        fs::set_permissions(e.path(), fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(e.restore().unwrap(), Some(TamperKind::Modified));
+        assert_eq!(mode(e.path()), DROP_IN_MODE);
+    }
+}

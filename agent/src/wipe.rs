@@ -1,0 +1,219 @@
+//! Deprovisioning: removes the API key, the device credential (and the cached policy and
+//! pinned CA that belong to that enrollment) and Claude Code's stored login for the OS user:
+//! `<claude-config-dir>/.credentials.json` and, on macOS, the Keychain items (services
+//! `Claude Code-credentials` and `Claude Code`) through `/usr/bin/security`. The run loop
+//! writes the lockdown policy and reports the result.
+//!
+//! Something already absent is neither "removed" nor "failed". The API key goes first: it is
+//! what a running Claude Code session uses next.
+
+use std::path::{Path, PathBuf};
+
+use crate::messages::WipeRecord;
+use crate::state::{self, StateDir, API_KEY_FILE, CA_FILE, DEVICE_FILE, POLICY_FILE};
+
+/// Claude Code's `/login` credentials file inside its config directory.
+pub const CREDENTIALS_FILE: &str = ".credentials.json";
+
+/// macOS Keychain services Claude Code stores logins under (current, then the older API-key
+/// item).
+pub const KEYCHAIN_SERVICES: [&str; 2] = ["Claude Code-credentials", "Claude Code"];
+
+/// The macOS Keychain tool.
+pub const SECURITY_TOOL: &str = "/usr/bin/security";
+
+/// `security` exits with this when no item matches (errSecItemNotFound).
+const SECURITY_NOT_FOUND: i32 = 44;
+
+/// Upper bound of items deleted per service (each call deletes one match).
+const MAX_KEYCHAIN_ITEMS: usize = 16;
+
+/// Removes the files of a wipe into `record` (the Keychain is [`wipe_keychain`]).
+pub fn remove_files(state: &StateDir, claude_config_dir: &Path, record: &mut WipeRecord) {
+    let mut targets: Vec<PathBuf> = [API_KEY_FILE, DEVICE_FILE, POLICY_FILE, CA_FILE]
+        .iter()
+        .map(|name| state.path(name))
+        .collect();
+    targets.insert(1, claude_config_dir.join(CREDENTIALS_FILE));
+    for path in targets {
+        match state::remove_file(&path) {
+            Ok(true) => record.removed.push(path.display().to_string()),
+            Ok(false) => {}
+            Err(e) => record.failed.push(e.to_string()),
+        }
+    }
+}
+
+/// The user's login keychain next to `claude_config_dir` (`<home>/.claude` →
+/// `<home>/Library/Keychains/login.keychain-db`), when it exists. The agent runs as root, so
+/// without it `security` would search root's keychains.
+pub fn user_login_keychain(claude_config_dir: &Path) -> Option<PathBuf> {
+    let home = claude_config_dir.parent()?;
+    let keychain = home
+        .join("Library")
+        .join("Keychains")
+        .join("login.keychain-db");
+    keychain.is_file().then_some(keychain)
+}
+
+/// On macOS, deletes every Keychain item of [`KEYCHAIN_SERVICES`]; elsewhere nothing.
+pub async fn wipe_keychain(claude_config_dir: &Path, record: &mut WipeRecord) {
+    if !cfg!(target_os = "macos") {
+        return;
+    }
+    let keychain = user_login_keychain(claude_config_dir);
+    for service in KEYCHAIN_SERVICES {
+        match delete_generic_passwords(Path::new(SECURITY_TOOL), service, keychain.as_deref()).await
+        {
+            Ok(0) => {}
+            Ok(n) => record
+                .removed
+                .push(format!("keychain:{service} ({n} item{})", plural(n))),
+            Err(e) => record.failed.push(format!("keychain:{service}: {e}")),
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Runs `<tool> delete-generic-password -s <service> [keychain]` until it reports that no
+/// item is left; returns how many were deleted. A missing item is not an error.
+pub async fn delete_generic_passwords(
+    tool: &Path,
+    service: &str,
+    keychain: Option<&Path>,
+) -> Result<usize, String> {
+    let mut deleted = 0;
+    while deleted < MAX_KEYCHAIN_ITEMS {
+        let mut cmd = tokio::process::Command::new(tool);
+        cmd.arg("delete-generic-password").arg("-s").arg(service);
+        if let Some(k) = keychain {
+            cmd.arg(k);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let output = cmd
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
+        match output.status.code() {
+            Some(0) => deleted += 1,
+            Some(SECURITY_NOT_FOUND) => return Ok(deleted),
+            _ => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                return Err(format!("{} ({})", stderr.trim(), output.status));
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_what_exists_and_skips_what_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path().join("state"));
+        state.save_api_key("k").unwrap();
+        state.ensure().unwrap();
+        std::fs::write(state.path(DEVICE_FILE), b"{}").unwrap();
+        let claude = tmp.path().join(".claude");
+        std::fs::create_dir_all(&claude).unwrap();
+        std::fs::write(claude.join(CREDENTIALS_FILE), b"{}").unwrap();
+
+        let mut record = WipeRecord::default();
+        remove_files(&state, &claude, &mut record);
+        assert!(record.failed.is_empty(), "{:?}", record.failed);
+        assert_eq!(record.removed.len(), 3, "{:?}", record.removed);
+        assert!(record.removed[0].ends_with(API_KEY_FILE), "key first");
+        assert!(!state.path(API_KEY_FILE).exists());
+        assert!(!state.path(DEVICE_FILE).exists());
+        assert!(!claude.join(CREDENTIALS_FILE).exists());
+
+        let mut again = WipeRecord::default();
+        remove_files(&state, &claude, &mut again);
+        assert!(again.removed.is_empty() && again.failed.is_empty());
+    }
+
+    #[test]
+    fn keychain_is_found_next_to_the_claude_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let claude = tmp.path().join(".claude");
+        assert_eq!(user_login_keychain(&claude), None);
+        let kc = tmp.path().join("Library/Keychains/login.keychain-db");
+        std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
+        std::fs::write(&kc, b"").unwrap();
+        assert_eq!(user_login_keychain(&claude), Some(kc));
+    }
+
+    /// A stand-in for `security`: deletes one "item" per call from a counter file and exits
+    /// 44 when none is left.
+    #[cfg(unix)]
+    fn fake_security(dir: &Path, items: u32, fail: bool) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let counter = dir.join("count");
+        std::fs::write(&counter, items.to_string()).unwrap();
+        let script = dir.join("security");
+        let body = if fail {
+            "echo 'security: SecKeychainSearchCopyNext: denied' >&2; exit 1".to_owned()
+        } else {
+            format!(
+                "echo \"$@\" >> {log}\nn=$(cat {c})\nif [ \"$n\" -eq 0 ]; then exit 44; fi\n\
+                 echo $((n-1)) > {c}\nexit 0",
+                c = counter.display(),
+                log = dir.join("args").display()
+            )
+        };
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn deletes_every_matching_item() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tool = fake_security(tmp.path(), 2, false);
+        let n = delete_generic_passwords(&tool, "Claude Code-credentials", Some(Path::new("/k")))
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        let args = std::fs::read_to_string(tmp.path().join("args")).unwrap();
+        assert!(
+            args.starts_with("delete-generic-password -s Claude Code-credentials /k"),
+            "{args}"
+        );
+        // Nothing left: not an error.
+        assert_eq!(
+            delete_generic_passwords(&tool, "Claude Code", None)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn reports_a_failing_tool() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tool = fake_security(tmp.path(), 0, true);
+        let err = delete_generic_passwords(&tool, "Claude Code", None)
+            .await
+            .unwrap_err();
+        assert!(err.contains("denied"), "{err}");
+        let missing = delete_generic_passwords(&tmp.path().join("absent"), "x", None)
+            .await
+            .unwrap_err();
+        assert!(missing.contains("cannot run"), "{missing}");
+    }
+}
