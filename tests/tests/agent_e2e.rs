@@ -202,9 +202,18 @@ fn write_policy(dir: &Path, name: &str, body: &str) -> Result<String> {
     Ok(p.display().to_string())
 }
 
+/// A file holding the test secrets key (shared by every test of this process).
+fn secrets_key_file() -> Result<String> {
+    let path = std::env::temp_dir().join(format!("palisade-e2e-secrets-{}.key", std::process::id()));
+    std::fs::write(&path, SECRETS_KEY)?;
+    Ok(path.display().to_string())
+}
+
 async fn start_cp(backend: Backend, extra: &[&str]) -> Result<ControlPlane> {
-    std::env::set_var("PALISADE_SECRETS_KEY", SECRETS_KEY);
-    ControlPlane::start(backend, extra).await
+    let key = secrets_key_file()?;
+    let mut args: Vec<&str> = vec!["--secrets-key-file", &key];
+    args.extend_from_slice(extra);
+    ControlPlane::start(backend, &args).await
 }
 
 /// Okta-shaped provisioning plus a group policy reaches two devices of the same user; a later
@@ -323,8 +332,10 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
     let cp = start_cp(backend, &["--keepalive-seconds", "1"]).await?;
     let uid = create_user(&cp, "leaver@example.com").await?;
     let _other = create_user(&cp, "stayer@example.com").await?;
-    let out = cp.cli(&["api-key", "set", "--org", "default"]).await;
-    drop(out);
+    // Without a secrets key the API key cannot be stored: a clear error, nothing written.
+    let out = cp.cli(&["api-key", "set", "--org", "default"]).await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secrets-key"), "{}", String::from_utf8_lossy(&out.stderr));
     // The CLI reads the key from stdin: run it with a pipe.
     let mut cmd = Command::new(palisade_tests::binary_path());
     cmd.args([

@@ -17,23 +17,17 @@ use crate::store::{OfflineRule, Store, StoreError};
 
 /// Environment variable holding the base64 32-byte key that encrypts API keys at rest.
 pub const SECRETS_KEY_ENV: &str = "PALISADE_SECRETS_KEY";
-/// Environment variable naming a file that holds that key (takes precedence).
-pub const SECRETS_KEY_FILE_ENV: &str = "PALISADE_SECRETS_KEY_FILE";
-
-/// The secrets key from the environment, if configured.
-pub fn secrets_key_from_env() -> anyhow::Result<Option<SecretsKey>> {
-    let text = match (
-        std::env::var(SECRETS_KEY_FILE_ENV),
-        std::env::var(SECRETS_KEY_ENV),
-    ) {
-        (Ok(path), _) => std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {SECRETS_KEY_FILE_ENV}={path}"))?,
-        (_, Ok(k)) => k,
-        _ => return Ok(None),
+/// The secrets key from `--secrets-key-file` (or `PALISADE_SECRETS_KEY_FILE`), else from
+/// `PALISADE_SECRETS_KEY`, if configured.
+pub fn load_secrets_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<SecretsKey>> {
+    let text = match (file, std::env::var(SECRETS_KEY_ENV)) {
+        (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading the secrets key file {}", path.display()))?,
+        (None, Ok(k)) => k,
+        (None, Err(_)) => return Ok(None),
     };
-    Ok(Some(SecretsKey::from_base64(&text).with_context(|| {
-        format!("{SECRETS_KEY_ENV}/{SECRETS_KEY_FILE_ENV}")
-    })?))
+    Ok(Some(
+        SecretsKey::from_base64(&text).with_context(|| format!("the secrets key (--secrets-key-file or {SECRETS_KEY_ENV})"))?,
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,11 +165,7 @@ async fn require_group(
         .ok_or_else(|| anyhow!("no group {name:?} in organisation {slug:?} (groups are provisioned by the IdP over SCIM)"))
 }
 
-fn distributor(store: &Store) -> anyhow::Result<Distributor> {
-    Ok(Distributor::new(store.clone(), secrets_key_from_env()?))
-}
-
-pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
+pub async fn policy(store: &Store, secrets: Option<SecretsKey>, cmd: PolicyCommand) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::SetDefault { org, file } => {
             let policy = read_policy_file(&file)?;
@@ -186,7 +176,7 @@ pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
                 .set_org_settings(&o.id, &settings, &Actor::Cli, "org.policy.set-default")
                 .await?;
             let users = store.org_user_ids(&o.id).await?;
-            let changed = distributor(store)?.recompute_users(&users).await;
+            let changed = Distributor::new(store.clone(), secrets.clone()).recompute_users(&users).await;
             println!(
                 "default policy of {org} set; {changed} of {} users recomputed",
                 users.len()
@@ -205,7 +195,7 @@ pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             let users = store.group_member_ids(&g.id).await?;
-            let changed = distributor(store)?.recompute_users(&users).await;
+            let changed = Distributor::new(store.clone(), secrets.clone()).recompute_users(&users).await;
             println!(
                 "policy of group {group:?} set; {changed} of {} members recomputed",
                 users.len()
@@ -388,10 +378,10 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
     Ok(())
 }
 
-pub async fn api_key(store: &Store, cmd: ApiKeyCommand) -> anyhow::Result<()> {
+pub async fn api_key(store: &Store, secrets: Option<SecretsKey>, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     let ApiKeyCommand::Set { org, group } = cmd;
-    let key = secrets_key_from_env()?
-        .ok_or_else(|| anyhow!("set {SECRETS_KEY_ENV} (or {SECRETS_KEY_FILE_ENV}) to the base64 32-byte key that encrypts API keys at rest"))?;
+    let key = secrets
+        .ok_or_else(|| anyhow!("give --secrets-key-file (or set {SECRETS_KEY_ENV}): the base64 32-byte key that encrypts API keys at rest"))?;
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)

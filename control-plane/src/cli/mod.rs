@@ -30,6 +30,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PALISADE_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    /// File holding the base64 32-byte key that encrypts API keys at rest (alternatively
+    /// PALISADE_SECRETS_KEY holds the key itself).
+    #[arg(long, global = true, env = "PALISADE_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -145,6 +150,7 @@ impl Cli {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url()?;
+    let secrets = admin::load_secrets_key(cli.secrets_key_file.as_deref())?;
     match cli.command {
         Command::Serve(args) => {
             let config = ServeConfig {
@@ -162,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     tls: false,
                 },
                 grpc_addr: args.grpc_addr,
-                secrets_key: admin::secrets_key_from_env()?,
+                secrets_key: secrets,
                 stream: crate::grpc::StreamSettings {
                     keepalive: std::time::Duration::from_secs(args.keepalive_seconds.max(1)),
                     ..Default::default()
@@ -193,10 +199,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Policy(cmd) => admin::policy(&open(&url).await?, cmd).await,
+        Command::Policy(cmd) => admin::policy(&open(&url).await?, secrets, cmd).await,
         Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
         Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
-        Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, cmd).await,
+        Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;
             store.ensure_default_org().await?;

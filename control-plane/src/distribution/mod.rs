@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::SecretsKey;
 use crate::policy::{effective, EffectivePolicy, GroupPolicy, PolicyOverride};
-use crate::store::{ComputedPolicy, Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs};
+use crate::store::{
+    ComputedPolicy, Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs,
+};
 use hub::{Hub, Wakeup};
 
 /// How often the catch-up cursor looks for changes committed by other processes.
@@ -91,21 +93,34 @@ impl Distributor {
 
     /// Recomputes one user; stores a new version if the policy changed and wakes the user's
     /// streams. Deactivated and deleted users get no new versions.
-    pub async fn recompute_user(&self, user_id: &str) -> Result<Option<(StoredUserPolicy, bool)>, StoreError> {
-        Ok(self.recompute_batch(&[user_id.to_string()]).await?.into_iter().next())
+    pub async fn recompute_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<(StoredUserPolicy, bool)>, StoreError> {
+        Ok(self
+            .recompute_batch(&[user_id.to_string()])
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Recomputes users and stores every change in one transaction, then wakes the streams of
     /// the users whose policy changed. Deactivated and deleted users are skipped.
-    pub async fn recompute_batch(&self, user_ids: &[String]) -> Result<Vec<(StoredUserPolicy, bool)>, StoreError> {
+    pub async fn recompute_batch(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(StoredUserPolicy, bool)>, StoreError> {
         let mut computed = Vec::with_capacity(user_ids.len());
         for id in user_ids {
-            let Some(inputs) = self.store.user_policy_inputs(id).await? else { continue };
+            let Some(inputs) = self.store.user_policy_inputs(id).await? else {
+                continue;
+            };
             if !inputs.active {
                 continue;
             }
             let c = compute(&inputs)?;
-            let policy: Value = serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let policy: Value = serde_json::from_str(&c.canonical)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             computed.push((inputs.org_id, id.clone(), policy, c.sha256, c.api_key_ref));
         }
         let refs: Vec<ComputedPolicy<'_>> = computed
@@ -134,7 +149,9 @@ impl Distributor {
         for chunk in user_ids.chunks(1000) {
             match self.recompute_batch(chunk).await {
                 Ok(stored) => changed += stored.iter().filter(|(_, c)| *c).count(),
-                Err(e) => tracing::error!(error = %e, users = chunk.len(), "could not recompute users' policies"),
+                Err(e) => {
+                    tracing::error!(error = %e, users = chunk.len(), "could not recompute users' policies")
+                }
             }
         }
         changed

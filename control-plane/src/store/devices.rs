@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::secrets::{mint_secret, sha256_hex, shown_prefix};
+use super::secrets::{mint_secret, names_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
 use crate::domain::{
     now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros,
@@ -134,8 +134,7 @@ impl Store {
             .await?
             .into_iter()
             .filter(|t| {
-                t.id == id_or_prefix
-                    || (id_or_prefix.len() >= 8 && t.prefix.starts_with(id_or_prefix))
+                names_credential(&t.id, &t.prefix, id_or_prefix)
             })
             .collect();
         let token = match matches.as_slice() {

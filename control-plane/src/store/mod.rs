@@ -13,7 +13,9 @@ mod users;
 pub use audit::AuditEvent;
 pub use devices::{DeviceReport, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX, ENROLL_TOKEN_PREFIX};
 pub use groups::GroupSelection;
-pub use policies::{ComputedPolicy, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput, UserPolicyInputs};
+pub use policies::{
+    ComputedPolicy, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput, UserPolicyInputs,
+};
 pub use tokens::{AuthenticatedToken, NewScimToken, SCIM_TOKEN_PREFIX};
 pub use users::UserSelection;
 

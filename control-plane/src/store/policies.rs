@@ -401,7 +401,10 @@ impl Store {
     /// Stores users' newly computed effective policies, in one transaction, where they differ
     /// from the stored ones (by hash or API key reference): each changed user gets the next
     /// version and a new change sequence number. Returns each stored row and whether it changed.
-    pub async fn store_user_policies(&self, computed: &[ComputedPolicy<'_>]) -> StoreResult<Vec<(StoredUserPolicy, bool)>> {
+    pub async fn store_user_policies(
+        &self,
+        computed: &[ComputedPolicy<'_>],
+    ) -> StoreResult<Vec<(StoredUserPolicy, bool)>> {
         let mut out = Vec::with_capacity(computed.len());
         if computed.is_empty() {
             return Ok(out);
@@ -410,22 +413,28 @@ impl Store {
         // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
         // so change_seq order is commit order and two writers never store the same version.
         // A no-op update takes the row lock (PostgreSQL) and returns the current value.
-        let mut seq: i64 = sqlx::query("UPDATE counters SET value = value WHERE name = 'policy_change' RETURNING value")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
+        let mut seq: i64 = sqlx::query(
+            "UPDATE counters SET value = value WHERE name = 'policy_change' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("value")?;
         let now = now_micros();
         let mut changed_any = false;
         for c in computed {
-            let current = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"))
-                .bind(c.user_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .as_ref()
-                .map(stored_from_row)
-                .transpose()?;
+            let current = sqlx::query(&format!(
+                "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"
+            ))
+            .bind(c.user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(stored_from_row)
+            .transpose()?;
             if let Some(cur) = &current {
-                if cur.policy_sha256 == c.policy_sha256 && cur.api_key_ref.as_deref() == c.api_key_ref {
+                if cur.policy_sha256 == c.policy_sha256
+                    && cur.api_key_ref.as_deref() == c.api_key_ref
+                {
                     out.push((cur.clone(), false));
                     continue;
                 }
@@ -449,7 +458,16 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            audit::record(&mut tx, c.org_id, &Actor::Cli, "user.policy.version", "User", Some(c.user_id), json!({"version": version, "sha256": c.policy_sha256})).await?;
+            audit::record(
+                &mut tx,
+                c.org_id,
+                &Actor::Cli,
+                "user.policy.version",
+                "User",
+                Some(c.user_id),
+                json!({"version": version, "sha256": c.policy_sha256}),
+            )
+            .await?;
             out.push((
                 StoredUserPolicy {
                     user_id: c.user_id.to_string(),
@@ -465,7 +483,10 @@ impl Store {
             ));
         }
         if changed_any {
-            sqlx::query("UPDATE counters SET value = $1 WHERE name = 'policy_change'").bind(seq).execute(&mut *tx).await?;
+            sqlx::query("UPDATE counters SET value = $1 WHERE name = 'policy_change'")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         }
         Ok(out)

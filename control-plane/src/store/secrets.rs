@@ -25,3 +25,30 @@ pub(crate) fn sha256_hex(secret: &str) -> String {
 pub(crate) fn shown_prefix(secret: &str, type_prefix: &str) -> String {
     secret.chars().take(type_prefix.len() + 6).collect()
 }
+
+/// Whether an operator's `id-or-prefix` argument names this credential: its id, a start of its
+/// shown prefix (at least 6 characters), or a longer string that starts with the prefix (such as
+/// the whole secret, pasted from a leak report).
+pub(crate) fn names_credential(id: &str, prefix: &str, given: &str) -> bool {
+    given == id || (given.len() >= 6 && (prefix.starts_with(given) || given.starts_with(prefix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_prefixes() {
+        let s = mint_secret("pal_x_");
+        assert!(s.starts_with("pal_x_") && s.len() == 6 + 43);
+        assert_ne!(s, mint_secret("pal_x_"));
+        let p = shown_prefix(&s, "pal_x_");
+        assert_eq!(p.len(), 12);
+        assert!(names_credential("id1", &p, "id1"));
+        assert!(names_credential("id1", &p, &p[..8]));
+        assert!(names_credential("id1", &p, &s));
+        assert!(!names_credential("id1", &p, "pal_x"));
+        assert!(!names_credential("id1", &p, "pal_y_abcdef"));
+        assert_eq!(sha256_hex("a").len(), 64);
+    }
+}

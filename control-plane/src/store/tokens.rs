@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::secrets::{mint_secret, sha256_hex, shown_prefix};
+use super::secrets::{mint_secret, names_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, Actor, Micros, ScimToken};
 
@@ -115,8 +115,7 @@ impl Store {
             .await?
             .into_iter()
             .filter(|t| {
-                t.id == id_or_prefix
-                    || (id_or_prefix.len() >= 6 && t.prefix.starts_with(id_or_prefix))
+                names_credential(&t.id, &t.prefix, id_or_prefix)
             })
             .collect();
         let token = match matches.as_slice() {

@@ -26,7 +26,9 @@ use tokio::process::Command;
 const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn release_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name)
 }
 
 struct Args {
@@ -37,10 +39,18 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { agents: 1000, rounds: 10, deprovisions: 50, real_deprovisions: 20 };
+    let mut a = Args {
+        agents: 1000,
+        rounds: 10,
+        deprovisions: 50,
+        real_deprovisions: 20,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let v: usize = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?.parse()?;
+        let v: usize = it
+            .next()
+            .ok_or_else(|| anyhow!("{flag} needs a value"))?
+            .parse()?;
         match flag.as_str() {
             "--agents" => a.agents = v,
             "--rounds" => a.rounds = v,
@@ -77,7 +87,17 @@ async fn start_control_plane() -> Result<ControlPlane> {
     let dir = tempfile::tempdir()?;
     let db_url = format!("sqlite://{}/fleet.db", dir.path().display());
     let mut child = Command::new(release_bin("palisade-control-plane"))
-        .args(["serve", "--database-url", &db_url, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--scim-rate-limit", "0"])
+        .args([
+            "serve",
+            "--database-url",
+            &db_url,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--scim-rate-limit",
+            "0",
+        ])
         .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
         .env("PALISADE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -85,12 +105,21 @@ async fn start_control_plane() -> Result<ControlPlane> {
         .kill_on_drop(true)
         .spawn()
         .context("starting the release control plane (cargo build --release --workspace --bins)")?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
+    let mut lines =
+        BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
     let (mut token, mut grpc, mut enroll) = (None, None, None);
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await?? {
-        if let Some(t) = line.strip_prefix("SCIM bearer token").and_then(|l| l.split("(shown once): ").nth(1)) {
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+    {
+        if let Some(t) = line
+            .strip_prefix("SCIM bearer token")
+            .and_then(|l| l.split("(shown once): ").nth(1))
+        {
             token = Some(t.trim().to_string());
-        } else if let Some(t) = line.strip_prefix("Agent enrollment token").and_then(|l| l.split("(shown once): ").nth(1)) {
+        } else if let Some(t) = line
+            .strip_prefix("Agent enrollment token")
+            .and_then(|l| l.split("(shown once): ").nth(1))
+        {
             enroll = Some(t.trim().to_string());
         } else if let Some(g) = line.strip_prefix("gRPC agent endpoint: ") {
             grpc = Some(g.trim().to_string());
@@ -141,17 +170,33 @@ type Logs = Arc<Mutex<Vec<AgentLog>>>;
 
 /// One simulated agent: its own connection and stream; ACKs every snapshot.
 async fn simulated_agent(grpc: String, credential: String, index: usize, logs: Logs) -> Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(grpc)?.connect().await?;
+    let channel = tonic::transport::Endpoint::from_shared(grpc)?
+        .connect()
+        .await?;
     let mut client = AgentServiceClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AgentMessage>(8);
-    tx.send(pb::AgentMessage { message: Some(AgentMsg::Hello(pb::Hello { last_applied_version: 0, agent_version: "bench".into(), os: "linux".into() })) }).await?;
+    tx.send(pb::AgentMessage {
+        message: Some(AgentMsg::Hello(pb::Hello {
+            last_applied_version: 0,
+            agent_version: "bench".into(),
+            os: "linux".into(),
+        })),
+    })
+    .await?;
     let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    req.metadata_mut().insert("authorization", format!("Bearer {credential}").parse()?);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {credential}").parse()?);
     let mut inbound = client.stream_policy(req).await?.into_inner();
     while let Some(msg) = inbound.message().await? {
         match msg.message {
             Some(ServerMsg::Snapshot(s)) => {
-                tx.send(pb::AgentMessage { message: Some(AgentMsg::Ack(pb::Ack { version: s.version, nonce: s.nonce })) }).await?;
+                tx.send(pb::AgentMessage {
+                    message: Some(AgentMsg::Ack(pb::Ack {
+                        version: s.version,
+                        nonce: s.nonce,
+                    })),
+                })
+                .await?;
                 if let Ok(mut l) = logs.lock() {
                     l[index].acked.insert(s.version, Instant::now());
                 }
@@ -188,9 +233,17 @@ async fn main() -> Result<()> {
             .await?
             .json()
             .await?;
-        ids.push(r["id"].as_str().ok_or_else(|| anyhow!("create user: {r}"))?.to_string());
+        ids.push(
+            r["id"]
+                .as_str()
+                .ok_or_else(|| anyhow!("create user: {r}"))?
+                .to_string(),
+        );
     }
-    let members: Vec<Value> = ids[..args.agents].iter().map(|id| json!({"value": id})).collect();
+    let members: Vec<Value> = ids[..args.agents]
+        .iter()
+        .map(|id| json!({"value": id}))
+        .collect();
     let g: Value = http
         .post(format!("{}/Groups", cp.scim))
         .header("authorization", &auth)
@@ -203,10 +256,17 @@ async fn main() -> Result<()> {
     if g["id"].as_str().is_none() {
         bail!("group create: {g}");
     }
-    cli(&cp, &["api-key", "set", "--org", "default"], Some("sk-ant-bench-key\n")).await?;
+    cli(
+        &cp,
+        &["api-key", "set", "--org", "default"],
+        Some("sk-ant-bench-key\n"),
+    )
+    .await?;
 
     // Enroll every simulated device (real credentials) and open its stream.
-    let channel = tonic::transport::Endpoint::from_shared(cp.grpc.clone())?.connect().await?;
+    let channel = tonic::transport::Endpoint::from_shared(cp.grpc.clone())?
+        .connect()
+        .await?;
     let mut enroller = AgentServiceClient::new(channel);
     let logs: Logs = Arc::new(Mutex::new((0..n).map(|_| AgentLog::default()).collect()));
     for i in 0..n {
@@ -243,7 +303,10 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("{} simulated agents connected and ACKed version 1", args.agents);
+    println!(
+        "{} simulated agents connected and ACKed version 1",
+        args.agents
+    );
 
     // Fan-out: a group policy change until every agent ACKed it.
     let files = tempfile::tempdir()?;
@@ -251,11 +314,29 @@ async fn main() -> Result<()> {
     let mut cli_times = Vec::new();
     for round in 0..args.rounds {
         let file = files.path().join(format!("p{round}.json"));
-        let tools = if round % 2 == 0 { r#"["Bash", "WebFetch"]"# } else { r#"["Bash"]"# };
+        let tools = if round % 2 == 0 {
+            r#"["Bash", "WebFetch"]"#
+        } else {
+            r#"["Bash"]"#
+        };
         std::fs::write(&file, format!(r#"{{"blocked_tools": {tools}}}"#))?;
         let version = 2 + round as u64;
         let t0 = Instant::now();
-        let cli_time = cli(&cp, &["policy", "set-group", "--org", "default", "--group", "Fleet", "--file", &file.display().to_string()], None).await?;
+        let cli_time = cli(
+            &cp,
+            &[
+                "policy",
+                "set-group",
+                "--org",
+                "default",
+                "--group",
+                "Fleet",
+                "--file",
+                &file.display().to_string(),
+            ],
+            None,
+        )
+        .await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let done = loop {
             if let Some(t) = all_have(&logs, version) {
@@ -322,7 +403,12 @@ async fn main() -> Result<()> {
 }
 
 /// One real agent per round: deprovisioning until its key file is gone; then idle RSS.
-async fn real_agent(cp: &ControlPlane, http: &reqwest::Client, auth: &str, rounds: usize) -> Result<()> {
+async fn real_agent(
+    cp: &ControlPlane,
+    http: &reqwest::Client,
+    auth: &str,
+    rounds: usize,
+) -> Result<()> {
     let agent = release_bin("palisade-agent");
     let mut lat = Vec::new();
     let mut idle_report = None;
@@ -337,20 +423,43 @@ async fn real_agent(cp: &ControlPlane, http: &reqwest::Client, auth: &str, round
             .await?
             .json()
             .await?;
-        let uid = r["id"].as_str().ok_or_else(|| anyhow!("create: {r}"))?.to_string();
+        let uid = r["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("create: {r}"))?
+            .to_string();
         let dir = tempfile::tempdir()?;
         let loc = |sub: &str| dir.path().join(sub).display().to_string();
-        let locations = ["--state-dir".to_string(), loc("state"), "--settings-dir".into(), loc("settings"), "--claude-config-dir".into(), loc("claude")];
+        let locations = [
+            "--state-dir".to_string(),
+            loc("state"),
+            "--settings-dir".into(),
+            loc("settings"),
+            "--claude-config-dir".into(),
+            loc("claude"),
+        ];
         let out = Command::new(&agent)
             .arg("enroll")
             .args(&locations)
-            .args(["--server", &cp.grpc, "--enroll-token", &cp.enroll, "--user", &user])
+            .args([
+                "--server",
+                &cp.grpc,
+                "--enroll-token",
+                &cp.enroll,
+                "--user",
+                &user,
+            ])
             .output()
             .await?;
         if !out.status.success() {
             bail!("enroll: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let mut child = Command::new(&agent).arg("run").args(&locations).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
+        let mut child = Command::new(&agent)
+            .arg("run")
+            .args(&locations)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
         let key = dir.path().join("state").join("api-key");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !key.exists() {
@@ -396,7 +505,11 @@ async fn real_agent(cp: &ControlPlane, http: &reqwest::Client, auth: &str, round
         ms(pct(&lat, 0.99))
     );
     if let Some((rss_kib, switches)) = idle_report {
-        println!("| real agent idle, connected | RSS {:.1} MiB | {} context switches in 10 s idle |", rss_kib as f64 / 1024.0, switches);
+        println!(
+            "| real agent idle, connected | RSS {:.1} MiB | {} context switches in 10 s idle |",
+            rss_kib as f64 / 1024.0,
+            switches
+        );
     }
     Ok(())
 }
@@ -405,15 +518,25 @@ async fn real_agent(cp: &ControlPlane, http: &reqwest::Client, auth: &str, round
 fn proc_status(pid: u32) -> (u64, u64) {
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0);
     let mut switches = 0;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
             if let Ok(s) = std::fs::read_to_string(t.path().join("status")) {
                 for l in s.lines() {
-                    if l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:") {
-                        switches += l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    if l.starts_with("voluntary_ctxt_switches:")
+                        || l.starts_with("nonvoluntary_ctxt_switches:")
+                    {
+                        switches += l
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0);
                     }
                 }
             }
