@@ -204,7 +204,8 @@ fn write_policy(dir: &Path, name: &str, body: &str) -> Result<String> {
 
 /// A file holding the test secrets key (shared by every test of this process).
 fn secrets_key_file() -> Result<String> {
-    let path = std::env::temp_dir().join(format!("palisade-e2e-secrets-{}.key", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("palisade-e2e-secrets-{}.key", std::process::id()));
     std::fs::write(&path, SECRETS_KEY)?;
     Ok(path.display().to_string())
 }
@@ -335,7 +336,11 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
     // Without a secrets key the API key cannot be stored: a clear error, nothing written.
     let out = cp.cli(&["api-key", "set", "--org", "default"]).await?;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("secrets-key"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secrets-key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The CLI reads the key from stdin: run it with a pipe.
     let mut cmd = Command::new(palisade_tests::binary_path());
     cmd.args([
@@ -440,9 +445,55 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
         .await?;
     assert!(!offline.api_key().await?.status.success());
 
-    // The audit trail records the deactivation, the revocation and the wipe report.
-    let events = cp.cli_ok(&["org", "list"]).await?;
-    assert!(events.contains("default"));
+    // The audit trail records the deactivation with the revoked devices, the connected device's
+    // wipe report and the offline device's refused reconnection.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let trail = cp
+            .cli_ok(&[
+                "audit",
+                "--org",
+                "default",
+                "--user",
+                "leaver@example.com",
+                "--json",
+            ])
+            .await?;
+        let events: Vec<Value> = trail
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let deactivated = events.iter().find(|e| e["action"] == "user.deactivate");
+        let wipes = events
+            .iter()
+            .filter(|e| e["action"] == "device.wipe")
+            .count();
+        let refused = events
+            .iter()
+            .filter(|e| e["action"] == "device.refused")
+            .count();
+        let enrolls = events
+            .iter()
+            .filter(|e| e["action"] == "device.enroll")
+            .count();
+        if let Some(d) = deactivated {
+            assert_eq!(
+                d["detail"]["devicesRevoked"].as_array().map(Vec::len),
+                Some(2),
+                "both devices revoked in the deactivation: {d}"
+            );
+            assert_eq!(enrolls, 2, "{trail}");
+            // The connected device reports its wipe over the stream; the one that was offline
+            // is refused at reconnection, which the server records.
+            if wipes >= 1 && refused >= 1 {
+                break;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("audit trail incomplete:\n{trail}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     online.stop().await;
     offline.stop().await;
     Ok(())

@@ -21,13 +21,14 @@ pub const SECRETS_KEY_ENV: &str = "PALISADE_SECRETS_KEY";
 /// `PALISADE_SECRETS_KEY`, if configured.
 pub fn load_secrets_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<SecretsKey>> {
     let text = match (file, std::env::var(SECRETS_KEY_ENV)) {
-        (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading the secrets key file {}", path.display()))?,
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the secrets key file {}", path.display()))?,
         (None, Ok(k)) => k,
         (None, Err(_)) => return Ok(None),
     };
-    Ok(Some(
-        SecretsKey::from_base64(&text).with_context(|| format!("the secrets key (--secrets-key-file or {SECRETS_KEY_ENV})"))?,
-    ))
+    Ok(Some(SecretsKey::from_base64(&text).with_context(|| {
+        format!("the secrets key (--secrets-key-file or {SECRETS_KEY_ENV})")
+    })?))
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +112,18 @@ pub enum ApiKeyCommand {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub org: String,
+    /// Only this user's events and those of their devices.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct OrgSettingsArgs {
     #[arg(long)]
     pub org: String,
@@ -165,7 +178,11 @@ async fn require_group(
         .ok_or_else(|| anyhow!("no group {name:?} in organisation {slug:?} (groups are provisioned by the IdP over SCIM)"))
 }
 
-pub async fn policy(store: &Store, secrets: Option<SecretsKey>, cmd: PolicyCommand) -> anyhow::Result<()> {
+pub async fn policy(
+    store: &Store,
+    secrets: Option<SecretsKey>,
+    cmd: PolicyCommand,
+) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::SetDefault { org, file } => {
             let policy = read_policy_file(&file)?;
@@ -176,7 +193,9 @@ pub async fn policy(store: &Store, secrets: Option<SecretsKey>, cmd: PolicyComma
                 .set_org_settings(&o.id, &settings, &Actor::Cli, "org.policy.set-default")
                 .await?;
             let users = store.org_user_ids(&o.id).await?;
-            let changed = Distributor::new(store.clone(), secrets.clone()).recompute_users(&users).await;
+            let changed = Distributor::new(store.clone(), secrets.clone())
+                .recompute_users(&users)
+                .await;
             println!(
                 "default policy of {org} set; {changed} of {} users recomputed",
                 users.len()
@@ -195,7 +214,9 @@ pub async fn policy(store: &Store, secrets: Option<SecretsKey>, cmd: PolicyComma
                 )
                 .await?;
             let users = store.group_member_ids(&g.id).await?;
-            let changed = Distributor::new(store.clone(), secrets.clone()).recompute_users(&users).await;
+            let changed = Distributor::new(store.clone(), secrets.clone())
+                .recompute_users(&users)
+                .await;
             println!(
                 "policy of group {group:?} set; {changed} of {} members recomputed",
                 users.len()
@@ -378,7 +399,11 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
     Ok(())
 }
 
-pub async fn api_key(store: &Store, secrets: Option<SecretsKey>, cmd: ApiKeyCommand) -> anyhow::Result<()> {
+pub async fn api_key(
+    store: &Store,
+    secrets: Option<SecretsKey>,
+    cmd: ApiKeyCommand,
+) -> anyhow::Result<()> {
     let ApiKeyCommand::Set { org, group } = cmd;
     let key = secrets
         .ok_or_else(|| anyhow!("give --secrets-key-file (or set {SECRETS_KEY_ENV}): the base64 32-byte key that encrypts API keys at rest"))?;
@@ -420,6 +445,64 @@ pub async fn api_key(store: &Store, secrets: Option<SecretsKey>, cmd: ApiKeyComm
             .map(|g| format!("group {g:?}"))
             .unwrap_or_else(|| format!("organisation {org}"))
     );
+    Ok(())
+}
+
+pub async fn audit(store: &Store, args: AuditArgs) -> anyhow::Result<()> {
+    let o = find_org(store, &args.org).await?;
+    let events = match &args.user {
+        None => store.audit_events(&o.id, None).await?,
+        Some(name) => {
+            let u = store.user_by_user_name(&o.id, name).await?;
+            let uid = match u {
+                Some(u) => u.id,
+                // A deleted user keeps its history: look it up among all events by userName.
+                None => store
+                    .audit_events(&o.id, None)
+                    .await?
+                    .iter()
+                    .rev()
+                    .find(|e| {
+                        e.action == "user.create"
+                            && e.detail["userName"]
+                                .as_str()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    })
+                    .and_then(|e| e.resource_id.clone())
+                    .ok_or_else(|| anyhow!("no user {name:?} in organisation {:?}", args.org))?,
+            };
+            let devices: Vec<String> = store
+                .devices_of_user(&uid)
+                .await?
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
+            let mut all = store.audit_events(&o.id, Some(&uid)).await?;
+            for d in &devices {
+                all.extend(store.audit_events(&o.id, Some(d)).await?);
+            }
+            all.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+            all
+        }
+    };
+    for e in events {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"at": to_rfc3339(e.at), "actor": e.actor, "action": e.action, "resourceType": e.resource_type, "resourceId": e.resource_id, "detail": e.detail})
+            );
+        } else {
+            println!(
+                "{}  {:<22}  {:<28}  {} {}  {}",
+                to_rfc3339(e.at),
+                e.action,
+                e.actor,
+                e.resource_type,
+                e.resource_id.unwrap_or_default(),
+                e.detail
+            );
+        }
+    }
     Ok(())
 }
 

@@ -67,6 +67,8 @@ pub enum Command {
     /// Store the Anthropic API key delivered to agents.
     #[command(subcommand, name = "api-key")]
     ApiKey(admin::ApiKeyCommand),
+    /// Show the audit trail of an organisation, a user (with their devices) or a group.
+    Audit(admin::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -202,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => admin::policy(&open(&url).await?, secrets, cmd).await,
         Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
         Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
+        Command::Audit(args) => admin::audit(&open(&url).await?, args).await,
         Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;

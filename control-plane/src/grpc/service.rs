@@ -150,6 +150,14 @@ impl pb::agent_service_server::AgentService for AgentGrpc {
             .map_err(internal)?
             .ok_or_else(|| Status::unauthenticated("unknown device credential; enroll again"))?;
         if let Some(reason) = &device.revoked_reason {
+            if let Err(e) = self
+                .distributor
+                .store
+                .record_device_report(&device.device_id, DeviceReport::RefusedRevoked)
+                .await
+            {
+                tracing::error!(error = %e, "recording a revoked device's reconnection failed");
+            }
             return Err(revoked_status(reason));
         }
         let inbound = request.into_inner();

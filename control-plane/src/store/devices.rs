@@ -133,9 +133,7 @@ impl Store {
             .list_enroll_tokens(org_id)
             .await?
             .into_iter()
-            .filter(|t| {
-                names_credential(&t.id, &t.prefix, id_or_prefix)
-            })
+            .filter(|t| names_credential(&t.id, &t.prefix, id_or_prefix))
             .collect();
         let token = match matches.as_slice() {
             [] => return Err(StoreError::NotFound),
@@ -371,6 +369,23 @@ impl Store {
                 )
                 .await?;
             }
+            DeviceReport::RefusedRevoked => {
+                sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                audit::record(
+                    &mut tx,
+                    &org_id,
+                    &actor,
+                    "device.refused",
+                    "Device",
+                    Some(device_id),
+                    json!({"reason": "revoked credential presented; the agent was told to wipe"}),
+                )
+                .await?;
+            }
             DeviceReport::Warning { code, detail } => {
                 audit::record(
                     &mut tx,
@@ -393,6 +408,8 @@ impl Store {
 #[derive(Debug, Clone, Copy)]
 pub enum DeviceReport<'a> {
     Seen,
+    /// A revoked device reconnected and was told to wipe (it cannot report over a refused stream).
+    RefusedRevoked,
     Applied(i64),
     Rejected {
         version: i64,

@@ -114,9 +114,7 @@ impl Store {
             .list_scim_tokens(org_id)
             .await?
             .into_iter()
-            .filter(|t| {
-                names_credential(&t.id, &t.prefix, id_or_prefix)
-            })
+            .filter(|t| names_credential(&t.id, &t.prefix, id_or_prefix))
             .collect();
         let token = match matches.as_slice() {
             [] => return Err(StoreError::NotFound),
