@@ -2,6 +2,7 @@
 //! queries on sqlx's `Any` driver. Every write is one transaction that also records its audit event.
 
 mod audit;
+mod batch;
 mod devices;
 mod groups;
 mod orgs;
@@ -58,6 +59,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write failed for a reason already logged where it happened.
+    #[error("write failed: {0}")]
+    Failed(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,6 +93,7 @@ pub struct Store {
     read: AnyPool,
     backend: Backend,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
+    creates: tokio::sync::mpsc::Sender<batch::CreateJob>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -123,12 +128,8 @@ impl Store {
         };
         MIGRATOR.run(&write).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
-        Ok(Store {
-            write,
-            read,
-            backend,
-            events,
-        })
+        let creates = batch::spawn_create_writer(write.clone(), events.clone());
+        Ok(Store { write, read, backend, events, creates })
     }
 
     /// Subscribes to the events of this process's commits.

@@ -71,40 +71,15 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.write.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO users ({USER_COLUMNS}, user_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&user.id)
-        .bind(org_id)
-        .bind(&user.user_name)
-        .bind(&user.external_id)
-        .bind(i64::from(user.active))
-        .bind(&user.primary_role)
-        .bind(user.attributes.to_string())
-        .bind(user.version)
-        .bind(user.created_at)
-        .bind(user.updated_at)
-        .bind(user_name_key(&user.user_name))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, &taken(&user.user_name)))?;
-        audit::record(
-            &mut tx,
-            org_id,
-            actor,
-            "user.create",
-            "User",
-            Some(&user.id),
-            json!({"userName": user.user_name, "active": user.active, "externalId": user.external_id}),
-        )
-        .await?;
-        tx.commit().await?;
-        self.publish(StoreEvent::UsersTouched {
-            org_id: org_id.to_string(),
-            user_ids: vec![user.id.clone()],
-        });
-        Ok(user)
+        // Creates go through the group-commit writer (see batch.rs).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let user_name_key = user_name_key(&user.user_name);
+        let job = super::batch::CreateJob { org_id: org_id.to_string(), actor: actor.clone(), user, user_name_key, reply };
+        self.creates
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Failed("the store is shutting down".to_string()))?;
+        answer.await.map_err(|_| StoreError::Failed("the store is shutting down".to_string()))?
     }
 
     /// A live (not deleted) user of the organisation.
