@@ -111,17 +111,13 @@ impl Distributor {
         user_ids: &[String],
     ) -> Result<Vec<(StoredUserPolicy, bool)>, StoreError> {
         let mut computed = Vec::with_capacity(user_ids.len());
-        for id in user_ids {
-            let Some(inputs) = self.store.user_policy_inputs(id).await? else {
-                continue;
-            };
+        for inputs in self.store.user_policy_inputs_many(user_ids).await? {
             if !inputs.active {
                 continue;
             }
             let c = compute(&inputs)?;
-            let policy: Value = serde_json::from_str(&c.canonical)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            computed.push((inputs.org_id, id.clone(), policy, c.sha256, c.api_key_ref));
+            let policy: Value = serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            computed.push((inputs.org_id, inputs.user_id, policy, c.sha256, c.api_key_ref));
         }
         let refs: Vec<ComputedPolicy<'_>> = computed
             .iter()

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::AnyPool;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{audit, StoreError, StoreEvent, StoreResult};
+use super::{audit, begin_write, Backend, StoreError, StoreEvent, StoreResult};
 use crate::domain::{Actor, User};
 
 /// Largest number of creates committed together.
@@ -24,13 +24,13 @@ pub(crate) struct CreateJob {
 }
 
 /// Starts the batching writer; it stops when every sender is dropped.
-pub(crate) fn spawn_create_writer(write: AnyPool, events: broadcast::Sender<StoreEvent>) -> mpsc::Sender<CreateJob> {
+pub(crate) fn spawn_create_writer(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEvent>) -> mpsc::Sender<CreateJob> {
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(run(write, events, rx));
+    tokio::spawn(run(write, backend, events, rx));
     tx
 }
 
-async fn run(write: AnyPool, events: broadcast::Sender<StoreEvent>, mut rx: mpsc::Receiver<CreateJob>) {
+async fn run(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEvent>, mut rx: mpsc::Receiver<CreateJob>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -39,7 +39,7 @@ async fn run(write: AnyPool, events: broadcast::Sender<StoreEvent>, mut rx: mpsc
                 Err(_) => break,
             }
         }
-        match commit(&write, &jobs).await {
+        match commit(&write, backend, &jobs).await {
             Ok(inserted) => {
                 for (job, ok) in jobs.into_iter().zip(inserted) {
                     let result = if ok {
@@ -62,8 +62,8 @@ async fn run(write: AnyPool, events: broadcast::Sender<StoreEvent>, mut rx: mpsc
 }
 
 /// Inserts every job's user and audit event in one transaction; says which were inserted.
-async fn commit(write: &AnyPool, jobs: &[CreateJob]) -> StoreResult<Vec<bool>> {
-    let mut tx = write.begin().await?;
+async fn commit(write: &AnyPool, backend: Backend, jobs: &[CreateJob]) -> StoreResult<Vec<bool>> {
+    let mut tx = begin_write(write, backend).await?;
     let mut inserted = Vec::with_capacity(jobs.len());
     for job in jobs {
         let u = &job.user;

@@ -86,7 +86,7 @@ impl Store {
             last_used_at: None,
             revoked_at: None,
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO enroll_tokens (id, org_id, prefix, secret_sha256, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -149,7 +149,7 @@ impl Store {
             return Ok(token);
         }
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE enroll_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
@@ -182,7 +182,7 @@ impl Store {
         info: &DeviceInfo,
     ) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let token = sqlx::query(
             "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1",
         )
@@ -291,7 +291,7 @@ impl Store {
         report: DeviceReport<'_>,
     ) -> StoreResult<()> {
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let org: Option<String> = sqlx::query("SELECT org_id FROM devices WHERE id = $1")
             .bind(device_id)
             .fetch_optional(&mut *tx)

@@ -66,7 +66,7 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO scim_groups ({GROUP_COLUMNS}, display_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
@@ -217,7 +217,7 @@ impl Store {
     ) -> StoreResult<Group> {
         let now = now_micros();
         let mut skipped: Vec<String> = Vec::new();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = match &write {
             Some(w) => {
                 sqlx::query(
@@ -347,7 +347,7 @@ impl Store {
     /// Removes a group from SCIM and its memberships; the row stays for the audit history.
     pub async fn delete_group(&self, org_id: &str, id: &str, actor: &Actor) -> StoreResult<()> {
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE scim_groups SET deleted_at = $1, updated_at = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL")
             .bind(now)
             .bind(org_id)

@@ -128,8 +128,15 @@ impl Store {
         };
         MIGRATOR.run(&write).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
-        let creates = batch::spawn_create_writer(write.clone(), events.clone());
+        let creates = batch::spawn_create_writer(write.clone(), backend, events.clone());
         Ok(Store { write, read, backend, events, creates })
+    }
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+    /// (waiting up to busy_timeout) before the first read, so a transaction that reads then
+    /// writes cannot fail with "database is locked" when another process (the CLI) wrote between.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        begin_write(&self.write, self.backend).await
     }
 
     /// Subscribes to the events of this process's commits.
@@ -234,6 +241,14 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// See [`Store::begin_write`].
+pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
 }
 
 /// A fresh random identifier for a row (UUID v4, lower-case hex with dashes).

@@ -15,7 +15,7 @@ impl Store {
             slug: slug.to_string(),
             created_at: now_micros(),
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO orgs (id, slug, created_at) VALUES ($1, $2, $3)")
             .bind(&org.id)
             .bind(&org.slug)

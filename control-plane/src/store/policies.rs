@@ -180,7 +180,7 @@ impl Store {
         actor: &Actor,
         action: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         upsert_settings(&mut tx, org_id, settings).await?;
         audit::record(
             &mut tx,
@@ -205,7 +205,7 @@ impl Store {
         policy: Option<&Value>,
         actor: &Actor,
     ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         match policy {
             Some(p) => {
                 sqlx::query(
@@ -248,7 +248,7 @@ impl Store {
         role: Option<&str>,
         actor: &Actor,
     ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         match role {
             Some(r) => {
                 sqlx::query(
@@ -291,7 +291,7 @@ impl Store {
         ciphertext: &str,
         actor: &Actor,
     ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (org_id, group_key, ciphertext, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (org_id, group_key) DO UPDATE SET ciphertext = excluded.ciphertext, created_at = excluded.created_at",
@@ -336,54 +336,74 @@ impl Store {
 
     /// Everything needed to compute a user's effective policy (live users only).
     pub async fn user_policy_inputs(&self, user_id: &str) -> StoreResult<Option<UserPolicyInputs>> {
+        Ok(self.user_policy_inputs_many(&[user_id.to_string()]).await?.into_iter().next())
+    }
+
+    /// The policy inputs of many users in a few queries (a fan-out to thousands of users reads
+    /// them in bounded batches, not one round trip per user). Deleted users are left out.
+    pub async fn user_policy_inputs_many(&self, user_ids: &[String]) -> StoreResult<Vec<UserPolicyInputs>> {
         let mut conn = self.read.acquire().await?;
-        let row = sqlx::query("SELECT id, org_id, user_name, active, primary_role FROM users WHERE id = $1 AND deleted_at IS NULL")
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(u) = row else { return Ok(None) };
-        let org_id: String = u.try_get("org_id")?;
-        let active: i64 = u.try_get("active")?;
-        let settings = settings_in(&mut conn, &org_id).await?;
-        let rows = sqlx::query(
-            "SELECT g.id, g.display_name, p.policy, r.role, k.created_at AS key_set_at FROM group_members m \
-             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
-             LEFT JOIN group_policies p ON p.group_id = g.id \
-             LEFT JOIN group_roles r ON r.group_id = g.id \
-             LEFT JOIN api_keys k ON k.org_id = g.org_id AND k.group_key = g.id \
-             WHERE m.user_id = $1 ORDER BY g.display_name_key, g.id",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut groups = Vec::with_capacity(rows.len());
-        for r in rows {
-            let policy: Option<String> = r.try_get("policy")?;
-            groups.push(UserGroupInput {
-                group_id: r.try_get("id")?,
-                display_name: r.try_get("display_name")?,
-                policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
-                role: r.try_get("role")?,
-                api_key_set_at: r.try_get("key_set_at")?,
-            });
+        let mut out = Vec::with_capacity(user_ids.len());
+        let mut settings_by_org: std::collections::HashMap<String, (OrgSettings, Option<Micros>)> = Default::default();
+        for chunk in user_ids.chunks(500) {
+            let ph = super::placeholders(1, chunk.len());
+            let user_sql = format!("SELECT id, org_id, user_name, active, primary_role FROM users WHERE deleted_at IS NULL AND id IN ({ph})");
+            let mut q = sqlx::query(&user_sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let users = q.fetch_all(&mut *conn).await?;
+            let group_sql = format!(
+                "SELECT m.user_id, g.id, g.display_name, p.policy, r.role, k.created_at AS key_set_at FROM group_members m \
+                 JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
+                 LEFT JOIN group_policies p ON p.group_id = g.id \
+                 LEFT JOIN group_roles r ON r.group_id = g.id \
+                 LEFT JOIN api_keys k ON k.org_id = g.org_id AND k.group_key = g.id \
+                 WHERE m.user_id IN ({ph}) ORDER BY m.user_id, g.display_name_key, g.id"
+            );
+            let mut gq = sqlx::query(&group_sql);
+            for id in chunk {
+                gq = gq.bind(id);
+            }
+            let mut groups_by_user: std::collections::HashMap<String, Vec<UserGroupInput>> = Default::default();
+            for r in gq.fetch_all(&mut *conn).await? {
+                let policy: Option<String> = r.try_get("policy")?;
+                groups_by_user.entry(r.try_get("user_id")?).or_default().push(UserGroupInput {
+                    group_id: r.try_get("id")?,
+                    display_name: r.try_get("display_name")?,
+                    policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
+                    role: r.try_get("role")?,
+                    api_key_set_at: r.try_get("key_set_at")?,
+                });
+            }
+            for u in users {
+                let org_id: String = u.try_get("org_id")?;
+                if !settings_by_org.contains_key(&org_id) {
+                    let settings = settings_in(&mut conn, &org_id).await?;
+                    let key: Option<Micros> = sqlx::query("SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''")
+                        .bind(&org_id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .map(|r| r.try_get("created_at"))
+                        .transpose()?;
+                    settings_by_org.insert(org_id.clone(), (settings, key));
+                }
+                let (settings, org_api_key_set_at) = settings_by_org.get(&org_id).cloned().unwrap_or_default();
+                let id: String = u.try_get("id")?;
+                let active: i64 = u.try_get("active")?;
+                out.push(UserPolicyInputs {
+                    groups: groups_by_user.remove(&id).unwrap_or_default(),
+                    user_id: id,
+                    org_id,
+                    user_name: u.try_get("user_name")?,
+                    active: active != 0,
+                    primary_role: u.try_get("primary_role")?,
+                    settings,
+                    org_api_key_set_at,
+                });
+            }
         }
-        let org_api_key_set_at: Option<Micros> =
-            sqlx::query("SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''")
-                .bind(&org_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get("created_at"))
-                .transpose()?;
-        Ok(Some(UserPolicyInputs {
-            user_id: u.try_get("id")?,
-            org_id,
-            user_name: u.try_get("user_name")?,
-            active: active != 0,
-            primary_role: u.try_get("primary_role")?,
-            settings,
-            groups,
-            org_api_key_set_at,
-        }))
+        Ok(out)
     }
 
     pub async fn stored_user_policy(&self, user_id: &str) -> StoreResult<Option<StoredUserPolicy>> {
@@ -409,7 +429,7 @@ impl Store {
         if computed.is_empty() {
             return Ok(out);
         }
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
         // so change_seq order is commit order and two writers never store the same version.
         // A no-op update takes the row lock (PostgreSQL) and returns the current value.

@@ -67,7 +67,7 @@ impl Store {
             last_used_at: None,
             revoked_at: None,
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO scim_tokens (id, org_id, label, prefix, secret_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -130,7 +130,7 @@ impl Store {
             return Ok(token);
         }
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE scim_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&token.id)

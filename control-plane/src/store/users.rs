@@ -228,7 +228,7 @@ impl Store {
         detail: Value,
     ) -> StoreResult<User> {
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET user_name = $1, user_name_key = $2, external_id = $3, active = $4, primary_role = $5, \
              attributes = $6, version = version + 1, updated_at = $7 \
@@ -297,7 +297,7 @@ impl Store {
     /// The row stays so that its audit history keeps a subject.
     pub async fn delete_user(&self, org_id: &str, id: &str, actor: &Actor) -> StoreResult<()> {
         let now = now_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET deleted_at = $1, updated_at = $1, version = version + 1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL")
             .bind(now)
             .bind(org_id)

@@ -73,6 +73,22 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Signed milliseconds from `from` to `to` (negative: `to` happened first).
+fn signed_ms(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        to.duration_since(from).as_secs_f64() * 1000.0
+    } else {
+        -(from.duration_since(to).as_secs_f64() * 1000.0)
+    }
+}
+
+fn pct_f(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
 struct ControlPlane {
     _child: tokio::process::Child,
     db_url: String,
@@ -362,9 +378,11 @@ async fn main() -> Result<()> {
     );
 
     // Deprovisioning with 1,000 connected: SCIM response → Deprovision message at the agent.
-    let mut lat = Vec::new();
+    let mut from_response: Vec<f64> = Vec::new();
+    let mut from_request: Vec<f64> = Vec::new();
     for k in 0..args.deprovisions {
         let i = args.agents + k;
+        let sent = Instant::now();
         let r = http
             .patch(format!("{}/Users/{}", cp.scim, ids[i]))
             .header("authorization", &auth)
@@ -380,7 +398,8 @@ async fn main() -> Result<()> {
         loop {
             let got = logs.lock().ok().and_then(|l| l[i].deprovisioned);
             if let Some(t) = got {
-                lat.push(t.saturating_duration_since(t0));
+                from_response.push(signed_ms(t0, t));
+                from_request.push(signed_ms(sent, t));
                 break;
             }
             if Instant::now() > deadline {
@@ -389,13 +408,16 @@ async fn main() -> Result<()> {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
-    lat.sort();
+    from_response.sort_by(f64::total_cmp);
+    from_request.sort_by(f64::total_cmp);
     println!(
-        "| SCIM deactivate response → Deprovision at simulated agent ({} connected) | {} users | p50 {} | p99 {} |",
+        "| SCIM deactivate → Deprovision at simulated agent ({} connected) | {} users | from response p50 {:.1} ms, p99 {:.1} ms | from request sent p50 {:.1} ms, p99 {:.1} ms |",
         n,
         args.deprovisions,
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.99))
+        pct_f(&from_response, 0.5),
+        pct_f(&from_response, 0.99),
+        pct_f(&from_request, 0.5),
+        pct_f(&from_request, 0.99)
     );
 
     real_agent(&cp, &http, &auth, args.real_deprovisions).await?;
@@ -410,7 +432,7 @@ async fn real_agent(
     rounds: usize,
 ) -> Result<()> {
     let agent = release_bin("palisade-agent");
-    let mut lat = Vec::new();
+    let mut lat: Vec<(f64, f64)> = Vec::new();
     let mut idle_report = None;
     for round in 0..rounds {
         let user = format!("real-{round}@example.com");
@@ -477,6 +499,7 @@ async fn real_agent(
                 idle_report = Some((after.0, after.1.saturating_sub(before.1)));
             }
         }
+        let sent = Instant::now();
         let resp = http
             .patch(format!("{}/Users/{uid}", cp.scim))
             .header("authorization", auth)
@@ -494,15 +517,21 @@ async fn real_agent(
             }
             tokio::time::sleep(Duration::from_micros(250)).await;
         }
-        lat.push(t0.elapsed());
+        let gone = Instant::now();
+        lat.push((signed_ms(t0, gone), signed_ms(sent, gone)));
         let _ = child.kill().await;
     }
-    lat.sort();
+    let mut resp: Vec<f64> = lat.iter().map(|l| l.0).collect();
+    let mut req: Vec<f64> = lat.iter().map(|l| l.1).collect();
+    resp.sort_by(f64::total_cmp);
+    req.sort_by(f64::total_cmp);
     println!(
-        "| SCIM deactivate response → API key file gone (1 real agent) | {} rounds | p50 {} | p99 {} |",
+        "| SCIM deactivate → API key file gone (1 real agent) | {} rounds | from response p50 {:.1} ms, p99 {:.1} ms | from request sent p50 {:.1} ms, p99 {:.1} ms |",
         rounds,
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.99))
+        pct_f(&resp, 0.5),
+        pct_f(&resp, 0.99),
+        pct_f(&req, 0.5),
+        pct_f(&req, 0.99)
     );
     if let Some((rss_kib, switches)) = idle_report {
         println!(
