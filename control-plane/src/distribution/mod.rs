@@ -116,8 +116,15 @@ impl Distributor {
                 continue;
             }
             let c = compute(&inputs)?;
-            let policy: Value = serde_json::from_str(&c.canonical).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            computed.push((inputs.org_id, inputs.user_id, policy, c.sha256, c.api_key_ref));
+            let policy: Value = serde_json::from_str(&c.canonical)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            computed.push((
+                inputs.org_id,
+                inputs.user_id,
+                policy,
+                c.sha256,
+                c.api_key_ref,
+            ));
         }
         let refs: Vec<ComputedPolicy<'_>> = computed
             .iter()

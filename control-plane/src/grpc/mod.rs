@@ -2,6 +2,7 @@
 //! The only layer, with `convert.rs`, that sees generated protobuf types.
 
 mod convert;
+mod progress;
 mod service;
 
 pub use service::{AgentGrpc, StreamSettings};

@@ -16,6 +16,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use super::progress::ProgressRecorder;
 use crate::distribution::hub::Wakeup;
 use crate::distribution::Distributor;
 use crate::domain::{now_micros, DeviceAuth, DeviceInfo};
@@ -45,13 +46,16 @@ impl Default for StreamSettings {
 pub struct AgentGrpc {
     distributor: Distributor,
     settings: StreamSettings,
+    progress: ProgressRecorder,
 }
 
 impl AgentGrpc {
     pub fn new(distributor: Distributor, settings: StreamSettings) -> AgentGrpc {
+        let progress = ProgressRecorder::spawn(distributor.store.clone());
         AgentGrpc {
             distributor,
             settings,
+            progress,
         }
     }
 }
@@ -211,10 +215,7 @@ impl Session {
                 _ => return,
             };
         let (_registration, mut wakeups) = d.hub.register(&user_id, &device_id);
-        let _ = d
-            .store
-            .record_device_report(&device_id, DeviceReport::Seen)
-            .await;
+        self.grpc.progress.seen(&device_id);
         let mut last_sent = hello.last_applied_version;
         let mut pending_nonce = String::new();
         // Recompute on connect: it repairs any change this process missed while the agent was away.
@@ -329,9 +330,8 @@ impl Session {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let result = match msg {
             AgentMsg::Ack(a) if a.nonce == pending_nonce => {
-                store
-                    .record_device_report(id, DeviceReport::Applied(as_i64(a.version)))
-                    .await
+                self.grpc.progress.applied(id, as_i64(a.version));
+                Ok(())
             }
             AgentMsg::Nack(n) if n.nonce == pending_nonce => {
                 tracing::warn!(device_id = %id, version = n.version, error = %n.error, "agent rejected a policy");

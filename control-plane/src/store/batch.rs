@@ -24,13 +24,22 @@ pub(crate) struct CreateJob {
 }
 
 /// Starts the batching writer; it stops when every sender is dropped.
-pub(crate) fn spawn_create_writer(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEvent>) -> mpsc::Sender<CreateJob> {
+pub(crate) fn spawn_create_writer(
+    write: AnyPool,
+    backend: Backend,
+    events: broadcast::Sender<StoreEvent>,
+) -> mpsc::Sender<CreateJob> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(run(write, backend, events, rx));
     tx
 }
 
-async fn run(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEvent>, mut rx: mpsc::Receiver<CreateJob>) {
+async fn run(
+    write: AnyPool,
+    backend: Backend,
+    events: broadcast::Sender<StoreEvent>,
+    mut rx: mpsc::Receiver<CreateJob>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -43,10 +52,16 @@ async fn run(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEv
             Ok(inserted) => {
                 for (job, ok) in jobs.into_iter().zip(inserted) {
                     let result = if ok {
-                        let _ = events.send(StoreEvent::UsersTouched { org_id: job.org_id.clone(), user_ids: vec![job.user.id.clone()] });
+                        let _ = events.send(StoreEvent::UsersTouched {
+                            org_id: job.org_id.clone(),
+                            user_ids: vec![job.user.id.clone()],
+                        });
                         Ok(job.user)
                     } else {
-                        Err(StoreError::Conflict(format!("userName {:?} is already in use", job.user.user_name)))
+                        Err(StoreError::Conflict(format!(
+                            "userName {:?} is already in use",
+                            job.user.user_name
+                        )))
                     };
                     let _ = job.reply.send(result);
                 }
@@ -54,7 +69,9 @@ async fn run(write: AnyPool, backend: Backend, events: broadcast::Sender<StoreEv
             Err(e) => {
                 tracing::error!(error = %e, creates = jobs.len(), "a batch of user creates failed; none was applied");
                 for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Failed("the database rejected the write".to_string())));
+                    let _ = job.reply.send(Err(StoreError::Failed(
+                        "the database rejected the write".to_string(),
+                    )));
                 }
             }
         }

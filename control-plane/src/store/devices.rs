@@ -283,6 +283,39 @@ impl Store {
         .collect()
     }
 
+    /// Records, in one transaction, that devices were seen and which version each applied.
+    pub async fn record_device_progress(
+        &self,
+        entries: &[(String, Option<i64>)],
+    ) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        for (device_id, version) in entries {
+            match version {
+                Some(v) => {
+                    sqlx::query("UPDATE devices SET last_seen_at = $1, applied_version = $2, last_error = NULL WHERE id = $3")
+                        .bind(now)
+                        .bind(*v)
+                        .bind(device_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(device_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records what a device reported: an applied version (ACK), an error (NACK), a wipe, or
     /// just that it was seen.
     pub async fn record_device_report(

@@ -129,13 +129,21 @@ impl Store {
         MIGRATOR.run(&write).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let creates = batch::spawn_create_writer(write.clone(), backend, events.clone());
-        Ok(Store { write, read, backend, events, creates })
+        Ok(Store {
+            write,
+            read,
+            backend,
+            events,
+            creates,
+        })
     }
 
     /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
     /// (waiting up to busy_timeout) before the first read, so a transaction that reads then
     /// writes cannot fail with "database is locked" when another process (the CLI) wrote between.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         begin_write(&self.write, self.backend).await
     }
 
@@ -244,7 +252,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// See [`Store::begin_write`].
-pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
     match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
         Backend::Postgres => pool.begin().await,

@@ -336,15 +336,23 @@ impl Store {
 
     /// Everything needed to compute a user's effective policy (live users only).
     pub async fn user_policy_inputs(&self, user_id: &str) -> StoreResult<Option<UserPolicyInputs>> {
-        Ok(self.user_policy_inputs_many(&[user_id.to_string()]).await?.into_iter().next())
+        Ok(self
+            .user_policy_inputs_many(&[user_id.to_string()])
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The policy inputs of many users in a few queries (a fan-out to thousands of users reads
     /// them in bounded batches, not one round trip per user). Deleted users are left out.
-    pub async fn user_policy_inputs_many(&self, user_ids: &[String]) -> StoreResult<Vec<UserPolicyInputs>> {
+    pub async fn user_policy_inputs_many(
+        &self,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<UserPolicyInputs>> {
         let mut conn = self.read.acquire().await?;
         let mut out = Vec::with_capacity(user_ids.len());
-        let mut settings_by_org: std::collections::HashMap<String, (OrgSettings, Option<Micros>)> = Default::default();
+        let mut settings_by_org: std::collections::HashMap<String, (OrgSettings, Option<Micros>)> =
+            Default::default();
         for chunk in user_ids.chunks(500) {
             let ph = super::placeholders(1, chunk.len());
             let user_sql = format!("SELECT id, org_id, user_name, active, primary_role FROM users WHERE deleted_at IS NULL AND id IN ({ph})");
@@ -365,30 +373,37 @@ impl Store {
             for id in chunk {
                 gq = gq.bind(id);
             }
-            let mut groups_by_user: std::collections::HashMap<String, Vec<UserGroupInput>> = Default::default();
+            let mut groups_by_user: std::collections::HashMap<String, Vec<UserGroupInput>> =
+                Default::default();
             for r in gq.fetch_all(&mut *conn).await? {
                 let policy: Option<String> = r.try_get("policy")?;
-                groups_by_user.entry(r.try_get("user_id")?).or_default().push(UserGroupInput {
-                    group_id: r.try_get("id")?,
-                    display_name: r.try_get("display_name")?,
-                    policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
-                    role: r.try_get("role")?,
-                    api_key_set_at: r.try_get("key_set_at")?,
-                });
+                groups_by_user
+                    .entry(r.try_get("user_id")?)
+                    .or_default()
+                    .push(UserGroupInput {
+                        group_id: r.try_get("id")?,
+                        display_name: r.try_get("display_name")?,
+                        policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
+                        role: r.try_get("role")?,
+                        api_key_set_at: r.try_get("key_set_at")?,
+                    });
             }
             for u in users {
                 let org_id: String = u.try_get("org_id")?;
                 if !settings_by_org.contains_key(&org_id) {
                     let settings = settings_in(&mut conn, &org_id).await?;
-                    let key: Option<Micros> = sqlx::query("SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''")
-                        .bind(&org_id)
-                        .fetch_optional(&mut *conn)
-                        .await?
-                        .map(|r| r.try_get("created_at"))
-                        .transpose()?;
+                    let key: Option<Micros> = sqlx::query(
+                        "SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''",
+                    )
+                    .bind(&org_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|r| r.try_get("created_at"))
+                    .transpose()?;
                     settings_by_org.insert(org_id.clone(), (settings, key));
                 }
-                let (settings, org_api_key_set_at) = settings_by_org.get(&org_id).cloned().unwrap_or_default();
+                let (settings, org_api_key_set_at) =
+                    settings_by_org.get(&org_id).cloned().unwrap_or_default();
                 let id: String = u.try_get("id")?;
                 let active: i64 = u.try_get("active")?;
                 out.push(UserPolicyInputs {

@@ -74,12 +74,20 @@ impl Store {
         // Creates go through the group-commit writer (see batch.rs).
         let (reply, answer) = tokio::sync::oneshot::channel();
         let user_name_key = user_name_key(&user.user_name);
-        let job = super::batch::CreateJob { org_id: org_id.to_string(), actor: actor.clone(), user, user_name_key, reply };
+        let job = super::batch::CreateJob {
+            org_id: org_id.to_string(),
+            actor: actor.clone(),
+            user,
+            user_name_key,
+            reply,
+        };
         self.creates
             .send(job)
             .await
             .map_err(|_| StoreError::Failed("the store is shutting down".to_string()))?;
-        answer.await.map_err(|_| StoreError::Failed("the store is shutting down".to_string()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Failed("the store is shutting down".to_string()))?
     }
 
     /// A live (not deleted) user of the organisation.
