@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::secrets::{mint_secret, names_credential, sha256_hex, shown_prefix};
+use super::secrets::{mint_secret, pick_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
 use crate::domain::{
     now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros,
@@ -129,22 +129,9 @@ impl Store {
         id_or_prefix: &str,
         actor: &Actor,
     ) -> StoreResult<EnrollToken> {
-        let matches: Vec<EnrollToken> = self
-            .list_enroll_tokens(org_id)
-            .await?
-            .into_iter()
-            .filter(|t| names_credential(&t.id, &t.prefix, id_or_prefix))
-            .collect();
-        let token = match matches.as_slice() {
-            [] => return Err(StoreError::NotFound),
-            [one] => one.clone(),
-            _ => {
-                return Err(StoreError::Ambiguous(format!(
-                    "{} tokens match {id_or_prefix:?}; give the id",
-                    matches.len()
-                )))
-            }
-        };
+        let token = pick_credential(self.list_enroll_tokens(org_id).await?, id_or_prefix, |t| {
+            (&t.id, &t.prefix)
+        })?;
         if token.revoked_at.is_some() {
             return Ok(token);
         }

@@ -33,6 +33,29 @@ pub(crate) fn names_credential(id: &str, prefix: &str, given: &str) -> bool {
     given == id || (given.len() >= 6 && (prefix.starts_with(given) || given.starts_with(prefix)))
 }
 
+/// The one credential among `candidates` that `given` names (see [`names_credential`]):
+/// `NotFound` when none does, `Ambiguous` when several do.
+pub(crate) fn pick_credential<T>(
+    candidates: Vec<T>,
+    given: &str,
+    id_and_prefix: impl Fn(&T) -> (&str, &str),
+) -> super::StoreResult<T> {
+    let mut matches: Vec<T> = candidates
+        .into_iter()
+        .filter(|t| {
+            let (id, prefix) = id_and_prefix(t);
+            names_credential(id, prefix, given)
+        })
+        .collect();
+    match matches.len() {
+        0 => Err(super::StoreError::NotFound),
+        1 => matches.pop().ok_or(super::StoreError::NotFound),
+        n => Err(super::StoreError::Ambiguous(format!(
+            "{n} tokens match {given:?}; give the id"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
