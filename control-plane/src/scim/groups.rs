@@ -164,6 +164,20 @@ async fn list_groups(
     caller: &Caller,
     params: ListParams,
 ) -> Result<Response, ScimError> {
+    let (page, total) = group_page(state, caller, &params).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(&GROUP_RESOURCE, page, total, &params),
+    ))
+}
+
+/// One page of groups matching the parameters (not yet projected), and the total.
+pub(crate) async fn group_page(
+    state: &ScimState,
+    caller: &Caller,
+    params: &ListParams,
+) -> Result<(Vec<Value>, usize), ScimError> {
+    let params = params.clone();
     let rt = &GROUP_RESOURCE;
     let f = parse_filter(rt, &params)?;
     let count = effective_count(&params, state.settings.max_results);
@@ -218,10 +232,7 @@ async fn list_groups(
     for g in &groups {
         page.push(render(state, caller, g, want_members).await?);
     }
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(rt, page, total, &params),
-    ))
+    Ok((page, total))
 }
 
 pub async fn create(

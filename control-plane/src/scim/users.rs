@@ -211,6 +211,20 @@ async fn list_users(
     caller: &Caller,
     params: ListParams,
 ) -> Result<Response, ScimError> {
+    let (page, total) = user_page(state, caller, &params).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(&USER_RESOURCE, page, total, &params),
+    ))
+}
+
+/// One page of users matching the parameters (not yet projected), and the total.
+pub(crate) async fn user_page(
+    state: &ScimState,
+    caller: &Caller,
+    params: &ListParams,
+) -> Result<(Vec<Value>, usize), ScimError> {
+    let params = params.clone();
     let rt = &USER_RESOURCE;
     let f = parse_filter(rt, &params)?;
     let count = effective_count(&params, state.settings.max_results);
@@ -270,10 +284,7 @@ async fn list_users(
     if want_groups && page.first().is_some_and(|u| u.get("groups").is_none()) {
         attach_groups(state, &mut page).await?;
     }
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(rt, page, total, &params),
-    ))
+    Ok((page, total))
 }
 
 pub async fn create(
