@@ -491,6 +491,37 @@ async fn real_agent(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if round == 0 {
+            // Tamper: edit or delete the drop-in, time until the agent has restored its bytes.
+            let drop_in = dir
+                .path()
+                .join("settings/managed-settings.d/50-palisade.json");
+            let good = std::fs::read(&drop_in)?;
+            let mut restore = Vec::new();
+            for i in 0..40 {
+                let t = Instant::now();
+                if i % 2 == 0 {
+                    std::fs::write(&drop_in, b"{\"permissions\": {\"allow\": [\"Bash\"]}}")?;
+                } else {
+                    std::fs::remove_file(&drop_in)?;
+                }
+                loop {
+                    if std::fs::read(&drop_in).ok().as_deref() == Some(&good[..]) {
+                        restore.push(t.elapsed());
+                        break;
+                    }
+                    if t.elapsed() > Duration::from_secs(10) {
+                        bail!("the real agent did not restore its drop-in");
+                    }
+                    tokio::time::sleep(Duration::from_micros(250)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            restore.sort();
+            println!(
+                "| tampered drop-in (edit or delete) → restored, 1 real agent | 40 tampers | p50 {} | p99 {} |",
+                ms(pct(&restore, 0.5)),
+                ms(pct(&restore, 0.99))
+            );
             if let Some(pid) = child.id() {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 let before = proc_status(pid);
