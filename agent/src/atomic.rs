@@ -52,6 +52,51 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool
     Ok(true)
 }
 
+/// Replaces `path` with `bytes`, mode `mode`, always (no comparison with the current file),
+/// and on Unix hands the new file to `owner` (uid, gid) through its open descriptor
+/// (`fchown`) before the rename, so the file appears with its final owner and no path is
+/// ever followed. Meant for a directory another user can write to (their own key directory):
+/// the current file is never opened, so a symlink, FIFO or device planted there can neither
+/// redirect nor block the write. `owner` is ignored on Windows.
+pub fn replace_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let (tmp_path, file) = create_temp(dir, file_name, mode)?;
+    let result =
+        set_owner(&file, owner).and_then(|()| fill_and_rename(file, &tmp_path, path, bytes));
+    if let Err(err) = result {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(err);
+    }
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn set_owner(file: &File, owner: Option<(u32, u32)>) -> io::Result<()> {
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::fchown(file, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn set_owner(_file: &File, _owner: Option<(u32, u32)>) -> io::Result<()> {
+    Ok(())
+}
+
 /// True when `path` is a regular file (not a symlink) with exactly `bytes` and, on Unix,
 /// permission bits `mode`. Any error reading it counts as "not current".
 fn is_current(path: &Path, bytes: &[u8], mode: u32) -> bool {

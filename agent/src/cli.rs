@@ -65,6 +65,10 @@ pub enum Command {
     /// Print the API key (Claude Code's apiKeyHelper); exits non-zero with nothing on stdout
     /// when there is none.
     ApiKey {
+        /// Read the key from this per-user file (what the agent writes into apiKeyHelper on
+        /// Unix) instead of the state directory; no config file or state is read then.
+        #[arg(long = "key-file", value_name = "FILE")]
+        key_file: Option<PathBuf>,
         /// Where things are.
         #[command(flatten)]
         locations: Locations,
@@ -78,7 +82,7 @@ impl Command {
             Command::Enroll { locations, .. }
             | Command::Run { locations }
             | Command::Status { locations, .. }
-            | Command::ApiKey { locations } => locations,
+            | Command::ApiKey { locations, .. } => locations,
         }
     }
 }
@@ -189,5 +193,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["palisade-agent", "enroll", "--user", "u"]).is_err());
+    }
+
+    #[test]
+    fn api_key_takes_a_key_file() {
+        let cli =
+            Cli::try_parse_from(["palisade-agent", "api-key", "--key-file", "/k/1000/api-key"])
+                .unwrap();
+        match cli.command {
+            Command::ApiKey { key_file, .. } => {
+                assert_eq!(key_file, Some(PathBuf::from("/k/1000/api-key")));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`state`]: the 0700 state directory (`device.json`, `policy.json`, `api-key`,
 //!   `status.json`).
 //! - [`watch`]: `notify` watches (tamper, enrollment).
+//! - [`keyfile`]: the developer-owned copy of the API key the `apiKeyHelper` reads (Unix).
 //! - [`wipe`]: what deprovisioning removes.
 //! - [`sources`]: higher-precedence managed sources and other warnings.
 //! - [`backoff`]: reconnection delays with full jitter.
@@ -36,6 +37,7 @@ pub mod commands;
 pub mod config;
 pub mod enforce;
 pub mod grpc;
+pub mod keyfile;
 pub mod messages;
 pub mod policy;
 pub mod run;
@@ -45,7 +47,7 @@ pub mod state;
 pub mod watch;
 pub mod wipe;
 
-pub use commands::api_key::api_key_helper_command;
+pub use commands::api_key::{api_key_file_helper_command, api_key_helper_command, helper_for};
 pub use policy::{Policy, PolicyError, SecurityLevel};
 pub use settings::{render, render_bytes, RenderOptions, TargetOs};
 

@@ -9,10 +9,20 @@ use clap::Parser as _;
 use palisade_agent::cli::{Cli, Command};
 use palisade_agent::commands::{api_key, enroll, status};
 use palisade_agent::config::{self, Config, Overrides, ENV_LOG};
+use palisade_agent::keyfile;
 use palisade_agent::state::StateDir;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `api-key --key-file`: runs as the developer, who may not read the config file or the
+    // state directory; the file is all it needs.
+    if let Command::ApiKey {
+        key_file: Some(path),
+        ..
+    } = &cli.command
+    {
+        return print_key(keyfile::read_key_file(path));
+    }
     let config = match config::resolve(&Overrides::from(cli.command.locations())) {
         Ok(c) => c,
         Err(e) => {
@@ -89,7 +99,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
 
 fn serve_api_key(config: &Config) -> ExitCode {
     let state = StateDir::new(&config.paths.state_dir);
-    match api_key::read_api_key(&state) {
+    print_key(api_key::read_api_key(&state))
+}
+
+/// Prints the key and succeeds, or prints the error on standard error only and fails.
+fn print_key<E: std::fmt::Display>(key: Result<String, E>) -> ExitCode {
+    match key {
         Ok(key) => {
             let mut out = std::io::stdout().lock();
             if writeln!(out, "{key}").and_then(|()| out.flush()).is_err() {

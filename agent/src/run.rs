@@ -38,6 +38,7 @@ use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::config::Paths;
 use crate::enforce::{EnforceError, Enforcer};
 use crate::grpc::{self, PolicyStream, ServerTarget, StreamError};
+use crate::keyfile::{self, UserKeyFile};
 use crate::messages::{
     AgentEvent, OfflineRule, ServerEvent, Snapshot, TamperRecord, Warning, WipeRecord,
 };
@@ -47,7 +48,7 @@ use crate::sources;
 use crate::state::{CachedPolicy, Device, StateDir, Status, API_KEY_FILE};
 use crate::watch::{Pending, Signal, Watches};
 use crate::wipe;
-use crate::{api_key_helper_command, now_unix_ms};
+use crate::{helper_for, now_unix_ms};
 
 /// Reports kept while offline; the oldest are dropped beyond this.
 const OUTBOX_LIMIT: usize = 100;
@@ -131,12 +132,10 @@ impl Link {
 /// directory cannot be created or read); everything later is logged, retried and reported.
 pub async fn run(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot locate the agent's own binary")?;
-    let helper = api_key_helper_command(
-        &exe,
-        (!paths.state_dir_is_default).then_some(paths.state_dir.as_path()),
-    );
+    let user_key = developer_key_file(&paths);
+    let helper = helper_for(&exe, &paths, user_key.as_ref());
     let pending = Arc::new(Pending::default());
-    let mut agent = Agent::start(paths, helper, pending.clone()).await?;
+    let mut agent = Agent::start(paths, helper, user_key, pending.clone()).await?;
     let mut link = agent.initial_link();
     tokio::pin!(shutdown);
     loop {
@@ -164,6 +163,26 @@ pub fn run_blocking(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow:
         .block_on(run(paths, shutdown))
 }
 
+/// The developer's key file (Unix), or `None` (Windows, or no owner found: the helper then
+/// reads the state directory, which only works for the agent's own user).
+fn developer_key_file(paths: &Paths) -> Option<UserKeyFile> {
+    match UserKeyFile::for_developer(&paths.state_dir, &paths.claude_config_dir) {
+        Ok(k) => {
+            tracing::info!(key_file = %k.path().display(), uid = k.owner().uid, "API key helper reads the developer's key file");
+            Some(k)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => None,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot find the owner of the Claude config directory: the API key helper \
+                 reads the state directory, which only the agent's user can"
+            );
+            None
+        }
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -174,6 +193,8 @@ async fn sleep_until(at: Option<Instant>) {
 struct Agent {
     paths: Paths,
     state: StateDir,
+    /// The developer's copy of the API key (Unix).
+    user_key: Option<UserKeyFile>,
     enforcer: Enforcer,
     watches: Option<Watches>,
     device: Option<Device>,
@@ -190,7 +211,12 @@ struct Agent {
 }
 
 impl Agent {
-    async fn start(paths: Paths, helper: String, signals: Arc<Pending>) -> anyhow::Result<Agent> {
+    async fn start(
+        paths: Paths,
+        helper: String,
+        user_key: Option<UserKeyFile>,
+        signals: Arc<Pending>,
+    ) -> anyhow::Result<Agent> {
         let state = StateDir::new(&paths.state_dir);
         state.ensure().with_context(|| {
             format!(
@@ -230,6 +256,7 @@ impl Agent {
         let mut agent = Agent {
             paths,
             state,
+            user_key,
             enforcer,
             watches,
             device,
@@ -512,8 +539,8 @@ impl Agent {
         }
         // The key first: the settings written next point Claude Code at it.
         let stored = match &api_key {
-            Some(key) => self.state.save_api_key(key),
-            None => self.state.remove(API_KEY_FILE).map(|_| ()),
+            Some(key) => self.store_api_key(key),
+            None => self.remove_api_key(),
         };
         if let Err(e) = stored {
             return refuse(self, format!("cannot store the API key: {e}"));
@@ -558,6 +585,26 @@ impl Agent {
             "applied policy"
         );
         AgentEvent::Ack { version, nonce }
+    }
+
+    /// Saves the key in the state directory and in the developer's key file.
+    fn store_api_key(&self, key: &str) -> Result<(), String> {
+        self.state.save_api_key(key).map_err(|e| e.to_string())?;
+        match &self.user_key {
+            Some(k) => k.save(key).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the key from the state directory and every developer's key file.
+    fn remove_api_key(&self) -> Result<(), String> {
+        self.state.remove(API_KEY_FILE).map_err(|e| e.to_string())?;
+        let (_, failed) = keyfile::remove_all(&keyfile::keys_root(self.state.root()));
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
     }
 
     /// Moves the deadline; returns whether an offline lockdown was lifted.

@@ -10,6 +10,9 @@
 //! | `api-key` | the Anthropic API key only, served by `palisade-agent api-key` |
 //! | `status.json` | [`Status`]: what `run` is doing, for `palisade-agent status` |
 //!
+//! On Unix the developer's own copy of the key, which the `apiKeyHelper` reads, lives outside
+//! this directory (see [`crate::keyfile`]).
+//!
 //! On Windows the directory's ACL is restricted to SYSTEM and Administrators with `icacls`
 //! when the agent creates it.
 

@@ -4,11 +4,13 @@
 //! `Claude Code-credentials` and `Claude Code`) through `/usr/bin/security`. The run loop
 //! writes the lockdown policy and reports the result.
 //!
-//! Something already absent is neither "removed" nor "failed". The API key goes first: it is
-//! what a running Claude Code session uses next.
+//! Something already absent is neither "removed" nor "failed". The API key goes first (the
+//! developer's key files under `<state-dir>-keys`, then the state directory's copy): it is what
+//! a running Claude Code session uses next.
 
 use std::path::{Path, PathBuf};
 
+use crate::keyfile;
 use crate::messages::WipeRecord;
 use crate::state::{self, StateDir, API_KEY_FILE, CA_FILE, DEVICE_FILE, POLICY_FILE};
 
@@ -30,6 +32,11 @@ const MAX_KEYCHAIN_ITEMS: usize = 16;
 
 /// Removes the files of a wipe into `record` (the Keychain is [`wipe_keychain`]).
 pub fn remove_files(state: &StateDir, claude_config_dir: &Path, record: &mut WipeRecord) {
+    let (removed, failed) = keyfile::remove_all(&keyfile::keys_root(state.root()));
+    record
+        .removed
+        .extend(removed.iter().map(|p| p.display().to_string()));
+    record.failed.extend(failed);
     let mut targets: Vec<PathBuf> = [API_KEY_FILE, DEVICE_FILE, POLICY_FILE, CA_FILE]
         .iter()
         .map(|name| state.path(name))
@@ -130,12 +137,30 @@ mod tests {
         let claude = tmp.path().join(".claude");
         std::fs::create_dir_all(&claude).unwrap();
         std::fs::write(claude.join(CREDENTIALS_FILE), b"{}").unwrap();
+        let user_key = keyfile::UserKeyFile::new(
+            keyfile::keys_root(state.root()),
+            keyfile::Owner {
+                uid: 4242,
+                gid: 4242,
+            },
+        );
+        std::fs::create_dir_all(user_key.dir()).unwrap();
+        std::fs::write(user_key.path(), b"k").unwrap();
 
         let mut record = WipeRecord::default();
         remove_files(&state, &claude, &mut record);
         assert!(record.failed.is_empty(), "{:?}", record.failed);
-        assert_eq!(record.removed.len(), 3, "{:?}", record.removed);
-        assert!(record.removed[0].ends_with(API_KEY_FILE), "key first");
+        assert_eq!(record.removed.len(), 4, "{:?}", record.removed);
+        assert_eq!(
+            record.removed[0],
+            user_key.path().display().to_string(),
+            "user key first"
+        );
+        assert_eq!(
+            record.removed[1],
+            state.path(API_KEY_FILE).display().to_string()
+        );
+        assert!(!user_key.path().exists());
         assert!(!state.path(API_KEY_FILE).exists());
         assert!(!state.path(DEVICE_FILE).exists());
         assert!(!claude.join(CREDENTIALS_FILE).exists());

@@ -76,6 +76,15 @@ async fn enroll_apply_ack_nack_and_api_key() {
     assert_eq!(device["org"], ORG);
     assert_eq!(device["server_url"], server.url());
 
+    // Running as root (the production setup), the developer is someone else: the owner of
+    // the Claude config directory gets the key file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(&dirs.root).unwrap().uid() == 0 {
+            std::os::unix::fs::chown(&dirs.claude, Some(65534), Some(65534)).unwrap();
+        }
+    }
     let agent = Running::start(&dirs);
     let auth = server
         .expect("a connection", |s| match s {
@@ -104,10 +113,37 @@ async fn enroll_apply_ack_nack_and_api_key() {
     assert_eq!(read(&dirs.drop_in()), Some(v1.clone()));
     let on_disk: serde_json::Value = serde_json::from_slice(&v1).unwrap();
     let helper = on_disk["apiKeyHelper"].as_str().unwrap();
-    assert!(
-        helper.ends_with(&format!("api-key --state-dir {}", dirs.state.display())),
-        "{helper}"
-    );
+    // On Unix the helper reads the developer's own key file; elsewhere the state directory.
+    match dirs.user_key_file() {
+        Some(k) => {
+            assert!(
+                helper.ends_with(&format!("api-key --key-file {}", k.path().display())),
+                "{helper}"
+            );
+            assert_eq!(read(&k.path()), Some(API_KEY.as_bytes().to_vec()));
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+                assert_eq!(mode(k.root()), 0o711);
+                assert_eq!(mode(&k.dir()), 0o700);
+                assert_eq!(mode(&k.path()), 0o600);
+                let owner = std::fs::metadata(&dirs.claude).unwrap().uid();
+                assert_eq!(std::fs::metadata(k.path()).unwrap().uid(), owner);
+            }
+            let out = cli(
+                &dirs,
+                &["api-key", "--key-file", &k.path().display().to_string()],
+            )
+            .await;
+            assert_eq!(out.code, Some(0), "{}", out.stderr);
+            assert_eq!(out.stdout, format!("{API_KEY}\n"));
+        }
+        None => assert!(
+            helper.ends_with(&format!("api-key --state-dir {}", dirs.state.display())),
+            "{helper}"
+        ),
+    }
     assert_eq!(
         read(&dirs.state_file("api-key")),
         Some(API_KEY.as_bytes().to_vec())
@@ -176,6 +212,16 @@ async fn enroll_apply_ack_nack_and_api_key() {
     let out = cli(&dirs, &["api-key"]).await;
     assert_ne!(out.code, Some(0));
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+    if let Some(k) = dirs.user_key_file() {
+        assert!(!k.path().exists());
+        let out = cli(
+            &dirs,
+            &["api-key", "--key-file", &k.path().display().to_string()],
+        )
+        .await;
+        assert_ne!(out.code, Some(0));
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
     drop(agent);
 }
 
@@ -371,6 +417,10 @@ async fn deprovision_wipes_and_stays_locked_down() {
     )
     .await;
     assert!(dirs.state_file("api-key").exists());
+    let user_key = dirs.user_key_file().map(|k| k.path());
+    if let Some(k) = &user_key {
+        assert!(k.exists());
+    }
 
     server.send(deprovision("user deactivated in the IdP"));
     let report = server.expect_wipe().await;
@@ -379,7 +429,10 @@ async fn deprovision_wipes_and_stays_locked_down() {
         dirs.state_file("api-key"),
         dirs.state_file("device.json"),
         dirs.credentials(),
-    ] {
+    ]
+    .into_iter()
+    .chain(user_key)
+    {
         assert!(!gone.exists(), "{} still exists", gone.display());
         assert!(removed.contains(&gone.display().to_string()), "{removed}");
     }

@@ -1,9 +1,13 @@
 //! `palisade-agent api-key`: Claude Code's `apiKeyHelper`. Prints the key from the state
 //! directory, or fails (non-zero, nothing on stdout) when the device was wiped, is not
-//! enrolled, or has no key. Also builds the helper command line the drop-in carries.
+//! enrolled, or has no key. With `--key-file <path>` it prints the developer's copy instead
+//! (see [`crate::keyfile`]), or fails when that file is missing or unreadable. Also builds the
+//! helper command line the drop-in carries.
 
 use std::path::Path;
 
+use crate::config::Paths;
+use crate::keyfile::UserKeyFile;
 use crate::state::{StateDir, StateError, DEVICE_FILE};
 
 /// Why no key is served.
@@ -40,6 +44,30 @@ pub fn read_api_key(state: &StateDir) -> Result<String, ApiKeyError> {
 /// `<exe> api-key [--state-dir <dir>]`, quoted for the shell Claude Code runs it with.
 pub fn api_key_helper_command(exe: &Path, state_dir: Option<&Path>) -> String {
     helper_command_for(exe, state_dir, cfg!(windows))
+}
+
+/// `<exe> api-key --key-file <path>`, quoted for the shell Claude Code runs it with.
+pub fn api_key_file_helper_command(exe: &Path, key_file: &Path) -> String {
+    file_helper_command_for(exe, key_file, cfg!(windows))
+}
+
+/// The helper the agent writes: the developer's key file when there is one (Unix), else the
+/// state directory (`--state-dir` only when it is not the default).
+pub fn helper_for(exe: &Path, paths: &Paths, key_file: Option<&UserKeyFile>) -> String {
+    match key_file {
+        Some(k) => api_key_file_helper_command(exe, &k.path()),
+        None => api_key_helper_command(
+            exe,
+            (!paths.state_dir_is_default).then_some(paths.state_dir.as_path()),
+        ),
+    }
+}
+
+fn file_helper_command_for(exe: &Path, key_file: &Path, windows: bool) -> String {
+    let mut cmd = quote(&exe.to_string_lossy(), windows);
+    cmd.push_str(" api-key --key-file ");
+    cmd.push_str(&quote(&key_file.to_string_lossy(), windows));
+    cmd
 }
 
 fn helper_command_for(exe: &Path, state_dir: Option<&Path>, windows: bool) -> String {
@@ -83,6 +111,14 @@ mod tests {
         assert_eq!(
             helper_command_for(&exe, Some(Path::new("/tmp/it's state")), false),
             "/usr/local/bin/palisade-agent api-key --state-dir '/tmp/it'\\''s state'"
+        );
+        assert_eq!(
+            file_helper_command_for(&exe, Path::new("/var/lib/palisade-agent-keys/1000/api-key"), false),
+            "/usr/local/bin/palisade-agent api-key --key-file /var/lib/palisade-agent-keys/1000/api-key"
+        );
+        assert_eq!(
+            file_helper_command_for(&exe, Path::new("/tmp/a b/api-key"), false),
+            "/usr/local/bin/palisade-agent api-key --key-file '/tmp/a b/api-key'"
         );
         let win = PathBuf::from(r"C:\Program Files\Palisade\palisade-agent.exe");
         assert_eq!(

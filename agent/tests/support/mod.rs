@@ -432,11 +432,24 @@ impl Dirs {
         self.claude.join(".credentials.json")
     }
 
+    /// The developer's key file the agent writes (Unix), next to the state directory.
+    pub fn user_key_file(&self) -> Option<palisade_agent::keyfile::UserKeyFile> {
+        palisade_agent::keyfile::UserKeyFile::for_developer(&self.state, &self.claude).ok()
+    }
+
+    /// The `apiKeyHelper` the agent must write.
+    pub fn helper(&self, exe: &Path) -> String {
+        match self.user_key_file() {
+            Some(k) => palisade_agent::api_key_file_helper_command(exe, &k.path()),
+            None => api_key_helper_command(exe, Some(&self.state)),
+        }
+    }
+
     /// What the agent must write for `policy`.
     pub fn expected(&self, policy: &Policy) -> Vec<u8> {
         let exe = std::fs::canonicalize(BIN).unwrap();
         let opts = RenderOptions {
-            api_key_helper: Some(api_key_helper_command(&exe, Some(&self.state))),
+            api_key_helper: Some(self.helper(&exe)),
             ..RenderOptions::default()
         };
         render_bytes(policy, &opts)
