@@ -27,6 +27,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "building the binaries"
 cargo build --workspace --bins --locked
+log "cross-platform agents"; bash packaging/cross/check.sh
 
 # --- Third-party SCIM conformance: scim-sanity 0.7.4 (PyPI), strict mode, on both stores.
 log "scim-sanity conformance probe"
