@@ -19,6 +19,11 @@ use crate::settings::{self, TargetOs};
 
 /// macOS managed preferences file of Claude Code.
 pub const MACOS_MANAGED_PLIST: &str = "/Library/Managed Preferences/com.anthropic.claudecode.plist";
+/// Directory of MDM-managed preferences; per-user domains live in `<user>/` below it.
+pub const MACOS_MANAGED_PREFERENCES_DIR: &str = "/Library/Managed Preferences";
+/// File name of Claude Code's managed preferences domain.
+pub const MACOS_PLIST_NAME: &str = "com.anthropic.claudecode.plist";
+
 /// Windows policy key holding the `Settings` value.
 pub const WINDOWS_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\ClaudeCode";
 
@@ -38,6 +43,9 @@ pub async fn detect(settings_dir: &Path, policy: Option<&Policy>, os: TargetOs) 
     let mut out = Vec::new();
     if cfg!(target_os = "macos") {
         out.extend(macos_preferences(Path::new(MACOS_MANAGED_PLIST)));
+        out.extend(macos_user_preferences(Path::new(
+            MACOS_MANAGED_PREFERENCES_DIR,
+        )));
     }
     if cfg!(windows) {
         out.extend(windows_hklm().await);
@@ -58,6 +66,30 @@ pub fn macos_preferences(plist: &Path) -> Option<Warning> {
             "{} exists: Claude Code takes managed settings from MDM and ignores \
              managed-settings.json and its drop-ins, including Palisade's",
             plist.display()
+        ),
+    })
+}
+
+/// The MDM warning for per-user managed preferences (`<dir>/<user>/com.anthropic.claudecode.plist`),
+/// which outrank the file source for that user.
+pub fn macos_user_preferences(dir: &Path) -> Option<Warning> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut users: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(MACOS_PLIST_NAME).is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if users.is_empty() {
+        return None;
+    }
+    users.sort();
+    Some(Warning {
+        code: CODE_MDM_PREFERENCES.to_owned(),
+        detail: format!(
+            "per-user managed preferences {MACOS_PLIST_NAME} exist for {} under {}: for those users \
+             Claude Code takes managed settings from MDM and ignores Palisade's drop-in",
+            users.join(", "),
+            dir.display()
         ),
     })
 }
@@ -130,6 +162,23 @@ pub fn inapplicable_paths(policy: &Policy, os: TargetOs) -> Option<Warning> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn per_user_managed_preferences_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(macos_user_preferences(dir.path()).is_none());
+        std::fs::create_dir_all(dir.path().join("alice")).unwrap();
+        assert!(
+            macos_user_preferences(dir.path()).is_none(),
+            "a user dir without the plist"
+        );
+        std::fs::write(dir.path().join("alice").join(MACOS_PLIST_NAME), b"<plist/>").unwrap();
+        let w = macos_user_preferences(dir.path()).unwrap();
+        assert_eq!(w.code, CODE_MDM_PREFERENCES);
+        assert!(w.detail.contains("alice"), "{}", w.detail);
+        assert!(macos_user_preferences(&dir.path().join("missing")).is_none());
+    }
+
     use super::*;
 
     #[test]
