@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use axum::extract::{DefaultBodyLimit, State};
@@ -244,6 +243,3 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
-
-/// Shared handle type for callers that embed the server (tests, benchmarks).
-pub type SharedStore = Arc<Store>;

@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use super::find_org;
 use crate::crypto::SecretsKey;
-use crate::distribution::{compute, Distributor};
+use crate::distribution::{compute, overrides, Distributor};
 use crate::domain::{to_rfc3339, Actor, Micros};
 use crate::policy::{explain, parse_policy, GroupPolicy, PolicyFormat, PolicyOverride, Role};
 use crate::store::{OfflineRule, Store, StoreError};
@@ -250,25 +250,7 @@ pub async fn policy(
                     .filter_map(|g| g.role.as_deref().and_then(|r| r.parse::<Role>().ok()))
                     .collect::<Vec<_>>(),
             );
-            let defaults: PolicyOverride =
-                serde_json::from_value(inputs.settings.default_policy.clone())
-                    .map_err(|e| anyhow!("stored default policy: {e}"))?;
-            let overrides: Vec<(String, PolicyOverride)> = inputs
-                .groups
-                .iter()
-                .filter_map(|g| {
-                    g.policy
-                        .as_ref()
-                        .map(|p| (g.display_name.clone(), p.clone()))
-                })
-                .map(|(n, p)| {
-                    Ok((
-                        n,
-                        serde_json::from_value(p)
-                            .map_err(|e| anyhow!("stored group policy: {e}"))?,
-                    ))
-                })
-                .collect::<anyhow::Result<_>>()?;
+            let (defaults, overrides) = overrides(&inputs).map_err(|e| anyhow!("{e}"))?;
             let groups: Vec<GroupPolicy<'_>> = overrides
                 .iter()
                 .map(|(g, p)| GroupPolicy {

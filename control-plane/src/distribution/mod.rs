@@ -44,13 +44,16 @@ fn parse_override(v: &Value, what: &str) -> Result<PolicyOverride, StoreError> {
     serde_json::from_value(v.clone()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Computes a user's effective policy from its inputs (pure).
-pub fn compute(inputs: &UserPolicyInputs) -> Result<Computed, StoreError> {
+/// A user's stored policy inputs as engine types: the organisation default and each group's
+/// override with the group's displayName (the input of `effective` and `explain`).
+pub fn overrides(
+    inputs: &UserPolicyInputs,
+) -> Result<(PolicyOverride, Vec<(String, PolicyOverride)>), StoreError> {
     let defaults = parse_override(&inputs.settings.default_policy, "default policy")?;
-    let overrides: Vec<(String, PolicyOverride)> = inputs
+    let groups = inputs
         .groups
         .iter()
-        .filter_map(|g| g.policy.as_ref().map(|p| (g.display_name.clone(), p)))
+        .filter_map(|g| g.policy.as_ref().map(|p| (&g.display_name, p)))
         .map(|(name, p)| {
             Ok((
                 name.clone(),
@@ -58,6 +61,12 @@ pub fn compute(inputs: &UserPolicyInputs) -> Result<Computed, StoreError> {
             ))
         })
         .collect::<Result<_, StoreError>>()?;
+    Ok((defaults, groups))
+}
+
+/// Computes a user's effective policy from its inputs (pure).
+pub fn compute(inputs: &UserPolicyInputs) -> Result<Computed, StoreError> {
+    let (defaults, overrides) = overrides(inputs)?;
     let groups: Vec<GroupPolicy<'_>> = overrides
         .iter()
         .map(|(g, p)| GroupPolicy {

@@ -86,17 +86,42 @@ fn primary_role(doc: &Value) -> Result<Option<String>, ScimError> {
     })
 }
 
-/// The document a PATCH operates on: the stored attributes with the column attributes put back.
-fn patchable(user: &User) -> Value {
-    let mut doc = user.attributes.clone();
+/// The attribute document with the column attributes put back in.
+fn with_columns(
+    attributes: &Value,
+    user_name: &str,
+    active: bool,
+    external_id: Option<&String>,
+) -> Value {
+    let mut doc = attributes.clone();
     if let Value::Object(m) = &mut doc {
-        m.insert("userName".into(), json!(user.user_name));
-        m.insert("active".into(), json!(user.active));
-        if let Some(x) = &user.external_id {
+        m.insert("userName".into(), json!(user_name));
+        m.insert("active".into(), json!(active));
+        if let Some(x) = external_id {
             m.insert("externalId".into(), json!(x));
         }
     }
     doc
+}
+
+/// The document a PATCH operates on: the stored attributes with the column attributes put back.
+fn patchable(user: &User) -> Value {
+    with_columns(
+        &user.attributes,
+        &user.user_name,
+        user.active,
+        user.external_id.as_ref(),
+    )
+}
+
+/// A write's whole document, to compare with [`patchable`] for the audit trail.
+fn column_doc(w: &UserWrite) -> Value {
+    with_columns(
+        &w.attributes,
+        &w.user_name,
+        w.active,
+        w.external_id.as_ref(),
+    )
 }
 
 /// Names of the attributes that differ between two documents, for the audit trail.
@@ -364,15 +389,7 @@ pub async fn replace(
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let detail = json!({
-            "changed": changed_attributes(&patchable(&current), &{
-                let mut d = write.attributes.clone();
-                if let Value::Object(m) = &mut d {
-                    m.insert("userName".into(), json!(write.user_name));
-                    m.insert("active".into(), json!(write.active));
-                    if let Some(x) = &write.external_id { m.insert("externalId".into(), json!(x)); }
-                }
-                d
-            }),
+            "changed": changed_attributes(&patchable(&current), &column_doc(&write)),
             "active": write.active,
             "via": "PUT",
         });
@@ -431,15 +448,7 @@ pub async fn patch(
         let mut doc = before.clone();
         apply_patch(&USER_RESOURCE, &mut doc, &ops, false)?;
         let write = user_write(canonical_resource(&USER_RESOURCE, doc)?)?;
-        let mut after = write.attributes.clone();
-        if let Value::Object(m) = &mut after {
-            m.insert("userName".into(), json!(write.user_name));
-            m.insert("active".into(), json!(write.active));
-            if let Some(x) = &write.external_id {
-                m.insert("externalId".into(), json!(x));
-            }
-        }
-        let detail = json!({"changed": changed_attributes(&before, &after), "active": write.active, "via": "PATCH"});
+        let detail = json!({"changed": changed_attributes(&before, &column_doc(&write)), "active": write.active, "via": "PATCH"});
         let action = audit_action(current.active, write.active);
         match state
             .store

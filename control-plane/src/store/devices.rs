@@ -303,8 +303,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records what a device reported: an applied version (ACK), an error (NACK), a wipe, or
-    /// just that it was seen.
+    /// Records what a device reported that belongs in the audit trail: a NACK, a tamper, a
+    /// wipe, a warning, or a revoked device's reconnection.
     pub async fn record_device_report(
         &self,
         device_id: &str,
@@ -325,21 +325,6 @@ impl Store {
             id: device_id.to_string(),
         };
         match report {
-            DeviceReport::Seen => {
-                sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(device_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            DeviceReport::Applied(version) => {
-                sqlx::query("UPDATE devices SET last_seen_at = $1, applied_version = $2, last_error = NULL WHERE id = $3")
-                    .bind(now)
-                    .bind(version)
-                    .bind(device_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             DeviceReport::Rejected { version, error } => {
                 sqlx::query("UPDATE devices SET last_seen_at = $1, last_error = $2 WHERE id = $3")
                     .bind(now)
@@ -424,13 +409,12 @@ impl Store {
     }
 }
 
-/// Something a device reported over its stream.
+/// Something a device reported that the audit trail keeps (seen/applied bookkeeping goes
+/// through [`Store::record_device_progress`]).
 #[derive(Debug, Clone, Copy)]
 pub enum DeviceReport<'a> {
-    Seen,
     /// A revoked device reconnected and was told to wipe (it cannot report over a refused stream).
     RefusedRevoked,
-    Applied(i64),
     Rejected {
         version: i64,
         error: &'a str,
