@@ -16,9 +16,17 @@
 //! path the developer could swap is ever followed by root. When the agent already runs as the
 //! developer (tests, a per-user agent) nothing is chowned.
 //!
+//! On Windows the developer is the owner SID of the Claude config directory (a person's
+//! account: SYSTEM or Administrators as owner is refused), and access lists take the place of
+//! modes and owners (see [`crate::acl`]):
+//!
+//! | path | DACL (protected) |
+//! |---|---|
+//! | `<state-dir>-keys\` | SYSTEM and Administrators only |
+//! | `<state-dir>-keys\<SID>\` | the same, plus read for the developer, inherited by the file |
+//! | `<state-dir>-keys\<SID>\api-key` | inherited at creation: nothing wider ever exists |
+//!
 //! The state directory keeps its own `api-key` (read by `api-key` without `--key-file`).
-//! Windows has no per-user file yet (see the README): [`UserKeyFile::for_developer`] fails there
-//! and the helper reads the state directory as before.
 
 use std::ffi::OsString;
 use std::fs;
@@ -49,13 +57,57 @@ pub fn keys_root(state_dir: &Path) -> PathBuf {
     }
 }
 
-/// A user id and group id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whom a key file is for: a user id and group id.
+#[cfg(unix)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     /// User id.
     pub uid: u32,
     /// Group id.
     pub gid: u32,
+}
+
+/// Whom a key file is for: the developer's account SID.
+#[cfg(not(unix))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Security identifier (`S-1-5-21-...`).
+    pub sid: String,
+}
+
+impl Owner {
+    /// The name of the owner's directory in the key tree: the uid, or the SID.
+    pub fn dir_name(&self) -> String {
+        #[cfg(unix)]
+        return self.uid.to_string();
+        #[cfg(not(unix))]
+        return self.sid.clone();
+    }
+}
+
+#[cfg(test)]
+impl Owner {
+    /// An owner that is not the account running the tests.
+    pub(crate) fn someone_else() -> Owner {
+        #[cfg(unix)]
+        return Owner {
+            uid: 4242,
+            gid: 4242,
+        };
+        #[cfg(not(unix))]
+        return Owner {
+            sid: "S-1-5-21-1-2-3-4242".to_owned(),
+        };
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(unix)]
+        return write!(f, "uid {}", self.uid);
+        #[cfg(not(unix))]
+        return write!(f, "{}", self.sid);
+    }
 }
 
 /// The developer's key file.
@@ -75,15 +127,15 @@ impl UserKeyFile {
     }
 
     /// The key file of the owner of `claude_config_dir` (or of its parent when it does not
-    /// exist), next to `state_dir`. Unsupported on Windows.
+    /// exist), next to `state_dir`.
     pub fn for_developer(state_dir: &Path, claude_config_dir: &Path) -> io::Result<UserKeyFile> {
         let owner = developer(claude_config_dir)?;
         Ok(UserKeyFile::new(keys_root(state_dir), owner))
     }
 
     /// Whom the file belongs to.
-    pub fn owner(&self) -> Owner {
-        self.owner
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     /// The key tree's root.
@@ -91,9 +143,9 @@ impl UserKeyFile {
         &self.root
     }
 
-    /// `<root>/<uid>`.
+    /// `<root>/<uid>` (Unix) or `<root>\\<SID>` (Windows).
     pub fn dir(&self) -> PathBuf {
-        self.root.join(self.owner.uid.to_string())
+        self.root.join(self.owner.dir_name())
     }
 
     /// `<root>/<uid>/api-key`: what the `apiKeyHelper` command reads.
@@ -104,15 +156,16 @@ impl UserKeyFile {
     /// Writes the key (the key only, no newline), creating and fixing the directories, and
     /// removes any other user's key file (the developer changed).
     pub fn save(&self, key: &str) -> io::Result<()> {
-        let agent = ensure_root(&self.root)?;
-        let chown = (self.owner.uid != agent.uid).then_some(self.owner);
         let dir = self.dir();
-        ensure_user_dir(&dir, chown)?;
-        atomic::replace_owned(
+        let chown = prepare_dirs(&self.root, &dir, &self.owner)?;
+        atomic::replace_owned(&self.path(), key.trim().as_bytes(), KEY_FILE_MODE, chown)
+            .map_err(|e| with_path(&self.path(), e))?;
+        // The file inherited its directory's list; setting it explicitly as well means a
+        // volume or policy that does not apply inheritance still gets the right one.
+        #[cfg(not(unix))]
+        crate::acl::restrict(
             &self.path(),
-            key.trim().as_bytes(),
-            KEY_FILE_MODE,
-            chown.map(|o| (o.uid, o.gid)),
+            &crate::acl::developer_dir_sddl(&self.owner.sid),
         )
         .map_err(|e| with_path(&self.path(), e))?;
         let (_, failed) = remove_key_files(&self.root, Some(&dir));
@@ -190,11 +243,85 @@ fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
 }
 
 #[cfg(not(unix))]
-fn developer(_claude_config_dir: &Path) -> io::Result<Owner> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "no per-user key file on this platform",
-    ))
+fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
+    let owned = if claude_config_dir.exists() {
+        claude_config_dir
+    } else {
+        claude_config_dir.parent().ok_or_else(|| {
+            with_path(
+                claude_config_dir,
+                io::Error::new(io::ErrorKind::NotFound, "no such directory"),
+            )
+        })?
+    };
+    let sid = crate::acl::owner_sid(owned).map_err(|e| with_path(owned, e))?;
+    if !crate::acl::is_personal_sid(&sid) {
+        return Err(with_path(
+            owned,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "is owned by {sid}, not a person's account: cannot tell whose API key file \
+                     to write (run Claude Code once as the developer, or point \
+                     claude_config_dir at their directory)"
+                ),
+            ),
+        ));
+    }
+    Ok(Owner { sid })
+}
+
+/// Creates and fixes the root and the owner's directory; returns the (uid, gid) the key file
+/// must be handed to, when the agent is not the owner.
+#[cfg(unix)]
+fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u32, u32)>> {
+    let agent = ensure_root(root)?;
+    let chown = (owner.uid != agent.uid).then(|| owner.clone());
+    ensure_user_dir(dir, chown.clone())?;
+    Ok(chown.map(|o| (o.uid, o.gid)))
+}
+
+/// Creates the root and the owner's directory and gives them their access lists (checked
+/// first, so an unchanged tree costs two reads). The key file inherits the directory's.
+#[cfg(not(unix))]
+fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u32, u32)>> {
+    use crate::acl;
+    ensure_real_dir(root)?;
+    if !acl::is_private(root) {
+        acl::restrict(root, &acl::private_dir_sddl()).map_err(|e| with_path(root, e))?;
+    }
+    ensure_real_dir(dir)?;
+    let readable_by_owner = acl::dacl_sddl(dir).is_ok_and(|sddl| {
+        acl::broad_grants(&sddl).is_empty()
+            && acl::allow_entries(&sddl)
+                .iter()
+                .any(|e| e.sid.eq_ignore_ascii_case(&owner.sid))
+    });
+    if !readable_by_owner {
+        acl::restrict_dir_and_files(dir, &acl::developer_dir_sddl(&owner.sid))
+            .map_err(|e| with_path(dir, e))?;
+    }
+    Ok(None)
+}
+
+/// Creates `dir` if needed; refuses anything but a real directory (a symlink or junction
+/// planted there is not followed).
+#[cfg(not(unix))]
+fn ensure_real_dir(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => Ok(()),
+        Ok(_) => Err(with_path(
+            dir,
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a directory",
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| with_path(dir, e))
+        }
+        Err(e) => Err(with_path(dir, e)),
+    }
 }
 
 /// Creates the root 0711 (owned by the agent) or fixes its mode; returns its owner, the
@@ -230,12 +357,6 @@ fn ensure_root(root: &Path) -> io::Result<Owner> {
         uid: meta.uid(),
         gid: meta.gid(),
     })
-}
-
-#[cfg(not(unix))]
-fn ensure_root(root: &Path) -> io::Result<Owner> {
-    fs::create_dir_all(root).map_err(|e| with_path(root, e))?;
-    Ok(Owner { uid: 0, gid: 0 })
 }
 
 /// Creates `<root>/<uid>` 0700, handed to `chown` when given; fixes the owner and mode of an
@@ -275,11 +396,6 @@ fn ensure_user_dir(dir: &Path, chown: Option<Owner>) -> io::Result<()> {
             .map_err(|e| with_path(dir, e))?;
     }
     Ok(())
-}
-
-#[cfg(not(unix))]
-fn ensure_user_dir(dir: &Path, _chown: Option<Owner>) -> io::Result<()> {
-    fs::create_dir_all(dir).map_err(|e| with_path(dir, e))
 }
 
 /// Reads a key file for `api-key --key-file`: the trimmed key, or an error when the file is
@@ -331,7 +447,7 @@ mod tests {
         let (me, my_gid, _) = meta(tmp.path());
         assert_eq!(
             key.owner(),
-            Owner {
+            &Owner {
                 uid: me,
                 gid: my_gid
             }
@@ -371,12 +487,8 @@ mod tests {
     fn missing_claude_dir_falls_back_to_its_parent() {
         let tmp = tempfile::tempdir().unwrap();
         let owner = developer(&tmp.path().join(".claude"));
-        if cfg!(unix) {
-            assert!(owner.is_ok(), "{owner:?}");
-            assert!(developer(&tmp.path().join("no/.claude")).is_err());
-        } else {
-            assert!(owner.is_err());
-        }
+        assert!(owner.is_ok(), "{owner:?}");
+        assert!(developer(&tmp.path().join("no/.claude")).is_err());
     }
 
     #[test]
@@ -407,7 +519,7 @@ mod tests {
         let key = UserKeyFile::for_developer(&state, &claude).unwrap();
         assert_eq!(
             key.owner(),
-            Owner {
+            &Owner {
                 uid: 12345,
                 gid: 23456
             }

@@ -19,7 +19,8 @@
 //! - [`state`]: the 0700 state directory (`device.json`, `policy.json`, `api-key`,
 //!   `status.json`).
 //! - [`watch`]: `notify` watches (tamper, enrollment).
-//! - [`keyfile`]: the developer-owned copy of the API key the `apiKeyHelper` reads (Unix).
+//! - [`keyfile`]: the developer's copy of the API key the `apiKeyHelper` reads.
+//! - [`acl`]: Windows access lists (SDDL) for the state directory and the key files.
 //! - [`wipe`]: what deprovisioning removes.
 //! - [`sources`]: higher-precedence managed sources and other warnings.
 //! - [`backoff`]: reconnection delays with full jitter.
@@ -27,9 +28,12 @@
 //! Commands:
 //! - [`cli`] and [`config`]: the command line and where things are.
 //! - [`run`]: the long-lived loop; [`commands`]: `enroll`, `status`, `api-key`.
-#![forbid(unsafe_code)]
+// Only `acl`'s Win32 calls need `unsafe`, and only on Windows.
+#![cfg_attr(not(windows), forbid(unsafe_code))]
+#![cfg_attr(windows, deny(unsafe_code))]
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod atomic;
 pub mod backoff;
 pub mod cli;

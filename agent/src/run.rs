@@ -163,12 +163,12 @@ pub fn run_blocking(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow:
         .block_on(run(paths, shutdown))
 }
 
-/// The developer's key file (Unix), or `None` (Windows, or no owner found: the helper then
-/// reads the state directory, which only works for the agent's own user).
+/// The developer's key file, or `None` when no developer is found (the helper then reads the
+/// state directory, which only works for the agent's own user).
 fn developer_key_file(paths: &Paths) -> Option<UserKeyFile> {
     match UserKeyFile::for_developer(&paths.state_dir, &paths.claude_config_dir) {
         Ok(k) => {
-            tracing::info!(key_file = %k.path().display(), uid = k.owner().uid, "API key helper reads the developer's key file");
+            tracing::info!(key_file = %k.path().display(), owner = %k.owner(), "API key helper reads the developer's key file");
             Some(k)
         }
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => None,
@@ -505,6 +505,9 @@ impl Agent {
                 if recent && !lifted {
                     return;
                 }
+                // Sources outside the agent's watches (server-managed settings fetched by
+                // Claude Code, MDM profiles) are looked at again at most once a minute.
+                self.refresh_warnings(link).await;
             }
             ServerEvent::Deprovision { reason } => {
                 tracing::warn!(%reason, "deprovisioned by the control plane: wiping");
@@ -813,8 +816,13 @@ impl Agent {
 
     async fn refresh_warnings(&mut self, link: &mut Link) {
         let policy = self.cached.as_ref().map(|c| &c.policy);
-        let mut warnings =
-            sources::detect(&self.paths.settings_dir, policy, TargetOs::current()).await;
+        let mut warnings = sources::detect(
+            &self.paths.settings_dir,
+            &self.paths.claude_config_dir,
+            policy,
+            TargetOs::current(),
+        )
+        .await;
         if self.watches.is_none() {
             warnings.push(Warning {
                 code: sources::CODE_NO_TAMPER_WATCH.to_owned(),

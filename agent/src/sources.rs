@@ -2,14 +2,19 @@
 //! `status.json`:
 //!
 //! - a higher-precedence managed source that makes Claude Code ignore the file source, and
-//!   so the agent's drop-in: the macOS managed preferences domain
-//!   (`/Library/Managed Preferences/com.anthropic.claudecode.plist`) or the Windows policy
-//!   value `HKLM\SOFTWARE\Policies\ClaudeCode\Settings` (`reg query`);
+//!   so the agent's drop-in: server-managed settings from the claude.ai admin console (cached
+//!   by Claude Code in `<claude-config-dir>/remote-settings.json`), the macOS managed
+//!   preferences domain (`/Library/Managed Preferences/[<user>/]com.anthropic.claudecode.plist`)
+//!   or the Windows policy value `HKLM\SOFTWARE\Policies\ClaudeCode\Settings` (`reg query`);
 //! - another drop-in that sorts after the agent's and can override its scalar keys;
 //! - blocked write paths written for another platform, which the renderer leaves out.
 //!
-//! A base `managed-settings.json` is not reported: drop-ins merge with it. Server-managed
-//! settings (claude.ai admin console) leave no trace on disk the agent could check.
+//! A base `managed-settings.json` is not reported: drop-ins merge with it.
+//!
+//! Claude Code keeps the server-managed settings it fetched (at start, then hourly) in
+//! `remote-settings.json` in its config directory and, when that object has any key, uses
+//! it instead of every file, plist and registry source (anthropics/claude-code#53662). An
+//! empty object or an unreadable file delivers nothing and is not reported.
 
 use std::path::Path;
 
@@ -24,9 +29,14 @@ pub const MACOS_MANAGED_PREFERENCES_DIR: &str = "/Library/Managed Preferences";
 /// File name of Claude Code's managed preferences domain.
 pub const MACOS_PLIST_NAME: &str = "com.anthropic.claudecode.plist";
 
+/// Claude Code's cache of server-managed settings, in its config directory.
+pub const REMOTE_SETTINGS_FILE: &str = "remote-settings.json";
+
 /// Windows policy key holding the `Settings` value.
 pub const WINDOWS_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\ClaudeCode";
 
+/// Warning code: server-managed settings (claude.ai admin console) outrank the file.
+pub const CODE_SERVER_MANAGED: &str = "server_managed_settings";
 /// Warning code: macOS MDM preferences outrank the file.
 pub const CODE_MDM_PREFERENCES: &str = "mdm_managed_preferences";
 /// Warning code: Windows HKLM policy outranks the file.
@@ -39,8 +49,14 @@ pub const CODE_INAPPLICABLE_PATHS: &str = "inapplicable_write_paths";
 pub const CODE_NO_TAMPER_WATCH: &str = "tamper_watch_unavailable";
 
 /// Every warning for this machine and policy, sorted.
-pub async fn detect(settings_dir: &Path, policy: Option<&Policy>, os: TargetOs) -> Vec<Warning> {
+pub async fn detect(
+    settings_dir: &Path,
+    claude_config_dir: &Path,
+    policy: Option<&Policy>,
+    os: TargetOs,
+) -> Vec<Warning> {
     let mut out = Vec::new();
+    out.extend(server_managed(claude_config_dir));
     if cfg!(target_os = "macos") {
         out.extend(macos_preferences(Path::new(MACOS_MANAGED_PLIST)));
         out.extend(macos_user_preferences(Path::new(
@@ -56,6 +72,65 @@ pub async fn detect(settings_dir: &Path, policy: Option<&Policy>, os: TargetOs) 
     }
     out.sort();
     out
+}
+
+/// The server-managed warning if `<claude_config_dir>/remote-settings.json` holds a
+/// non-empty JSON object.
+pub fn server_managed(claude_config_dir: &Path) -> Option<Warning> {
+    let path = claude_config_dir.join(REMOTE_SETTINGS_FILE);
+    let bytes = read_user_file(&path, REMOTE_SETTINGS_LIMIT)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    let object = value.as_object().filter(|o| !o.is_empty())?;
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    const SHOWN: usize = 8;
+    let mut listed = keys
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", keys.len() - SHOWN));
+    }
+    Some(Warning {
+        code: CODE_SERVER_MANAGED.to_owned(),
+        detail: format!(
+            "{} holds server-managed settings from the claude.ai admin console ({listed}): \
+             Claude Code applies them and ignores managed-settings.json and its drop-ins, \
+             including Palisade's; remove them in the console (Admin Settings > Claude Code > \
+             Managed settings) to let Palisade's policy apply",
+            path.display()
+        ),
+    })
+}
+
+/// Most of `remote-settings.json` the agent reads; a larger file is not inspected.
+const REMOTE_SETTINGS_LIMIT: u64 = 1 << 20;
+
+/// Reads a regular file in a directory the developer controls, as the (privileged) agent:
+/// opened without blocking, so a FIFO planted in its place cannot hang the agent, refused
+/// unless it is a regular file, and read up to `limit` bytes.
+fn read_user_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > limit {
+        tracing::debug!(path = %path.display(), "not a regular file of a sane size: not read");
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// The MDM warning if `plist` exists.
@@ -182,6 +257,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_managed_settings_with_keys_are_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(REMOTE_SETTINGS_FILE);
+        assert_eq!(server_managed(tmp.path()), None, "no file");
+        for nothing in ["{}", "", "not json", "[1]", "null", "\u{feff}{}"] {
+            std::fs::write(&file, nothing).unwrap();
+            assert_eq!(
+                server_managed(tmp.path()),
+                None,
+                "{nothing:?} delivers nothing"
+            );
+        }
+        std::fs::write(
+            &file,
+            "\u{feff}{\"permissions\":{\"deny\":[\"Bash\"]},\"model\":\"opus\"}",
+        )
+        .unwrap();
+        let w = server_managed(tmp.path()).unwrap();
+        assert_eq!(w.code, CODE_SERVER_MANAGED);
+        assert!(w.detail.contains("model, permissions"), "{}", w.detail);
+        assert!(w.detail.contains(REMOTE_SETTINGS_FILE), "{}", w.detail);
+
+        let many: serde_json::Map<String, serde_json::Value> = (0..10)
+            .map(|i| (format!("k{i}"), serde_json::Value::Bool(true)))
+            .collect();
+        std::fs::write(&file, serde_json::to_vec(&many).unwrap()).unwrap();
+        let w = server_managed(tmp.path()).unwrap();
+        assert!(w.detail.contains("and 2 more"), "{}", w.detail);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_directory_in_place_of_the_cache_is_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(REMOTE_SETTINGS_FILE);
+        let status = std::process::Command::new("mkfifo")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Would block forever on a blocking open of a FIFO with no writer.
+        assert_eq!(server_managed(tmp.path()), None);
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(server_managed(tmp.path()), None);
+    }
+
+    #[tokio::test]
+    async fn detect_includes_server_managed_settings() {
+        let settings = tempfile::tempdir().unwrap();
+        let claude = tempfile::tempdir().unwrap();
+        std::fs::write(
+            claude.path().join(REMOTE_SETTINGS_FILE),
+            br#"{"permissions":{"deny":["WebFetch"]}}"#,
+        )
+        .unwrap();
+        let w = detect(settings.path(), claude.path(), None, TargetOs::Linux).await;
+        assert!(w.iter().any(|w| w.code == CODE_SERVER_MANAGED), "{w:?}");
+    }
+
+    #[test]
     fn plist_presence_is_a_warning() {
         let tmp = tempfile::tempdir().unwrap();
         let plist = tmp.path().join("com.anthropic.claudecode.plist");
@@ -220,7 +356,7 @@ mod tests {
             blocked_write_paths: vec!["/etc".into(), "C:\\Users\\x".into()],
             ..Policy::default()
         };
-        let w = detect(tmp.path(), Some(&p), TargetOs::Linux).await;
+        let w = detect(tmp.path(), tmp.path(), Some(&p), TargetOs::Linux).await;
         assert!(
             w.iter()
                 .any(|w| w.code == CODE_INAPPLICABLE_PATHS && w.detail.contains("C:\\Users\\x")),

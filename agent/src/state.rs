@@ -10,11 +10,12 @@
 //! | `api-key` | the Anthropic API key only, served by `palisade-agent api-key` |
 //! | `status.json` | [`Status`]: what `run` is doing, for `palisade-agent status` |
 //!
-//! On Unix the developer's own copy of the key, which the `apiKeyHelper` reads, lives outside
+//! The developer's own copy of the key, which the `apiKeyHelper` reads, lives outside
 //! this directory (see [`crate::keyfile`]).
 //!
-//! On Windows the directory's ACL is restricted to SYSTEM and Administrators with `icacls`
-//! when the agent creates it.
+//! On Windows the directory gets a protected access list for SYSTEM and Administrators only
+//! (nothing inherited from `ProgramData`, which lets every user read), checked and put back
+//! before every write (see [`crate::acl`]).
 
 use std::fmt;
 use std::fs;
@@ -318,29 +319,7 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::create_dir_all(path)?;
-    restrict_windows_acl(path)
-}
-
-/// Removes inherited ACEs (ProgramData lets every user read) and grants full control to
-/// SYSTEM and Administrators only.
-#[cfg(not(unix))]
-fn restrict_windows_acl(path: &Path) -> io::Result<()> {
-    let status = std::process::Command::new("icacls")
-        .arg(path)
-        .args([
-            "/inheritance:r",
-            "/grant:r",
-            "*S-1-5-18:(OI)(CI)F",
-            "/grant:r",
-            "*S-1-5-32-544:(OI)(CI)F",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("icacls exited with {status}")))
-    }
+    crate::acl::restrict(path, &crate::acl::private_dir_sddl())
 }
 
 #[cfg(unix)]
@@ -353,9 +332,14 @@ fn fix_dir_mode(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {
         .map_err(|e| StateError::io(path, e))
 }
 
+/// Puts the SYSTEM and Administrators-only access list back when anyone else got in.
 #[cfg(not(unix))]
-fn fix_dir_mode(_path: &Path, _meta: &fs::Metadata) -> Result<(), StateError> {
-    Ok(())
+fn fix_dir_mode(path: &Path, _meta: &fs::Metadata) -> Result<(), StateError> {
+    if crate::acl::is_private(path) {
+        return Ok(());
+    }
+    crate::acl::restrict_dir_and_files(path, &crate::acl::private_dir_sddl())
+        .map_err(|e| StateError::io(path, e))
 }
 
 #[cfg(test)]

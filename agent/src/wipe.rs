@@ -139,10 +139,7 @@ mod tests {
         std::fs::write(claude.join(CREDENTIALS_FILE), b"{}").unwrap();
         let user_key = keyfile::UserKeyFile::new(
             keyfile::keys_root(state.root()),
-            keyfile::Owner {
-                uid: 4242,
-                gid: 4242,
-            },
+            keyfile::Owner::someone_else(),
         );
         std::fs::create_dir_all(user_key.dir()).unwrap();
         std::fs::write(user_key.path(), b"k").unwrap();

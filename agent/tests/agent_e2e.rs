@@ -403,6 +403,70 @@ async fn tamper_is_restored_and_reported() {
     drop(agent);
 }
 
+/// Server-managed settings cached by Claude Code outrank the drop-in: reported at the next
+/// snapshot, and gone from the warnings once the cache is empty again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_managed_settings_are_reported() {
+    let mut server = FakeServer::start().await;
+    let dirs = Dirs::new();
+    let agent = running_with_policy(
+        &mut server,
+        &dirs,
+        &policy_v1(),
+        OfflineRule::KeepLast,
+        far_future(),
+    )
+    .await;
+    let has_warning = |dirs: &Dirs| {
+        dirs.status_json()["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["code"] == "server_managed_settings"))
+    };
+    assert!(!has_warning(&dirs));
+
+    let cache = dirs.claude.join("remote-settings.json");
+    std::fs::write(&cache, br#"{"permissions":{"deny":["WebFetch"]}}"#).unwrap();
+    server.send(snapshot(
+        2,
+        &policy_v3(),
+        Some(API_KEY),
+        far_future(),
+        OfflineRule::KeepLast,
+    ));
+    assert_eq!(server.expect_ack().await.version, 2);
+    let warning = server.expect_warning("server_managed_settings").await;
+    assert!(
+        warning.detail.contains("remote-settings.json"),
+        "{}",
+        warning.detail
+    );
+    assert!(warning.detail.contains("permissions"), "{}", warning.detail);
+    agent
+        .wait_until("the warning in status.json", || has_warning(&dirs))
+        .await;
+    let out = cli(&dirs, &["status"]).await;
+    assert!(
+        out.stdout.contains("server_managed_settings"),
+        "{}",
+        out.stdout
+    );
+
+    // Claude Code caches `{}` when the console has nothing: the file source applies again.
+    std::fs::write(&cache, b"{}").unwrap();
+    server.send(snapshot(
+        3,
+        &policy_v1(),
+        Some(API_KEY),
+        far_future(),
+        OfflineRule::KeepLast,
+    ));
+    assert_eq!(server.expect_ack().await.version, 3);
+    agent
+        .wait_until("the warning to clear", || !has_warning(&dirs))
+        .await;
+    drop(agent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deprovision_wipes_and_stays_locked_down() {
     let mut server = FakeServer::start().await;

@@ -85,6 +85,9 @@ export PATH="$venv/bin:$PATH"
 # --- 2. builds (dev profile) -------------------------------------------------------------
 log "cargo build -p palisade-agent --target $WIN_TARGET"
 cargo build --locked -p palisade-agent --target "$WIN_TARGET"
+# Windows-only code (the Win32 access-list calls) is linted here: the Linux clippy run skips it.
+log "cargo clippy -p palisade-agent --target $WIN_TARGET -- -D warnings"
+cargo clippy --locked -p palisade-agent --target "$WIN_TARGET" --all-targets -- -D warnings
 for t in "${MAC_TARGETS[@]}"; do
   log "cargo zigbuild -p palisade-agent --target $t"
   cargo zigbuild --locked -p palisade-agent --target "$t"
@@ -138,7 +141,9 @@ if [ ! -x "$cp_bin" ]; then
   cargo build --locked --workspace --bins
 fi
 log "starting the Linux control plane"
-"$cp_bin" serve --database-url "sqlite://$tmp/cp.db" --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 \
+head -c 32 /dev/urandom | base64 >"$tmp/secrets.key"
+export PALISADE_SECRETS_KEY_FILE="$tmp/secrets.key" PALISADE_DATABASE_URL="sqlite://$tmp/cp.db"
+"$cp_bin" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 \
   >"$tmp/cp.stdout" 2>"$tmp/cp.stderr" &
 cp_pid=$!
 for _ in $(seq 1 150); do
@@ -175,6 +180,18 @@ fi
 [ -s "$state/device.json" ] || die "enroll succeeded but wrote no device.json"
 log "ok  enrolled: $(tr -d '\r' <"$tmp/enroll.out" | head -n1)"
 
+# Higher-precedence sources the agent must report: the HKLM policy value (in wine's registry)
+# and server-managed settings cached by Claude Code in its config directory.
+log "wine: reg add HKLM\\SOFTWARE\\Policies\\ClaudeCode /v Settings"
+"$wine" reg add 'HKLM\SOFTWARE\Policies\ClaudeCode' /v Settings /t REG_SZ \
+  /d '{"permissions":{"deny":["WebFetch"]}}' /f >"$tmp/reg.out" 2>&1 \
+  || { cat "$tmp/reg.out" >&2; die "wine reg add failed"; }
+printf '{"permissions":{"deny":["WebSearch"]}}' >"$claude/remote-settings.json"
+
+log "control plane: api-key set for the organisation"
+printf 'sk-ant-api03-cross-check-key' | "$cp_bin" api-key set --org default >"$tmp/apikey.out" 2>&1 \
+  || { cat "$tmp/apikey.out" >&2; die "api-key set failed"; }
+
 log "wine: palisade-agent.exe run (waiting up to ${E2E_TIMEOUT}s for the drop-in)"
 dropin="$settings/managed-settings.d/50-palisade.json"
 PALISADE_AGENT_LOG=info "$wine" "$tmp/bin/palisade-agent.exe" run "${locs[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
@@ -200,17 +217,40 @@ for _ in $(seq 1 10); do
   if python3 - "$tmp/status.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
-sys.exit(0 if s.get("enrolled") and s.get("connected") and s.get("applied_version", 0) >= 1 else 1)
+codes = {w.get("code") for w in s.get("warnings", [])}
+sys.exit(0 if s.get("enrolled") and s.get("connected") and s.get("applied_version", 0) >= 1
+         and {"windows_hklm_policy", "server_managed_settings"} <= codes else 1)
 EOF
   then status_ok=1; break; fi
   sleep 1
 done
-[ -n "$status_ok" ] || { cat "$tmp/status.json" >&2; die "status --json does not report an enrolled, connected agent with an applied policy"; }
+[ -n "$status_ok" ] || { cat "$tmp/status.json" >&2; die "status --json does not report an enrolled, connected agent with an applied policy and the HKLM and server-managed warnings"; }
 log "ok  status: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s.get(k) for k in ("enrolled","connected","applied_version","last_error","warnings")}))' "$tmp/status.json")"
-# Under wine, icacls is a stub; its refusal would fail enroll above. Show what it did.
-if grep -qi icacls "$tmp/enroll.err" "$tmp/run.err"; then
-  log "note: icacls messages: $(grep -hi icacls "$tmp/enroll.err" "$tmp/run.err" | head -n 3 | tr -d '\r')"
-fi
+
+# The developer's key file: <state>-keys\<owner SID of the Claude dir>\api-key, named by the
+# drop-in's apiKeyHelper, and served by `api-key --key-file`.
+key_file=$(find "$state-keys" -name api-key -type f 2>/dev/null | head -n1)
+[ -n "$key_file" ] || { find "$tmp/win" >&2; die "no developer key file under $state-keys"; }
+sid_dir=$(basename "$(dirname "$key_file")")
+[[ "$sid_dir" == S-1-* ]] || die "the key directory is not named by a SID: $sid_dir"
+python3 - "$dropin" "$sid_dir" <<'EOF' || die "the drop-in's apiKeyHelper does not read the developer's key file"
+import json, sys
+helper = json.load(open(sys.argv[1]))["apiKeyHelper"]
+assert "--key-file" in helper and sys.argv[2] in helper, helper
+EOF
+served=$(agent api-key --key-file "$(winpath "$key_file")" 2>"$tmp/apikey.err") \
+  || { cat "$tmp/apikey.err" >&2; die "api-key --key-file failed under wine"; }
+[ "${served%$'\r'}" = sk-ant-api03-cross-check-key ] || die "api-key --key-file printed the wrong key"
+log "ok  developer key file ${key_file#"$tmp"/} served by api-key --key-file"
+
+# Access lists: wine maps the DACL the agent sets onto Unix modes, so a protected DACL of
+# SYSTEM, Administrators (and the developer) leaves nothing for "other". Wine's own default
+# (and the old icacls call, a dummy under wine) leaves the directories 0755.
+for p in "$state" "$state-keys" "$(dirname "$key_file")" "$key_file"; do
+  mode=$(stat -c %a "$p")
+  [ $((8#$mode & 7)) -eq 0 ] || die "$p is mode $mode: the agent's access list did not apply"
+done
+log "ok  state dir $(stat -c %a "$state"), key root $(stat -c %a "$state-keys"), key dir $(stat -c %a "$(dirname "$key_file")"), key file $(stat -c %a "$key_file"): no access for others"
 
 log "stopping the agent and the control plane"
 kill "$agent_pid" 2>/dev/null || true
@@ -221,4 +261,4 @@ kill "$cp_pid" 2>/dev/null || true
 wait "$cp_pid" 2>/dev/null || true
 cp_pid=""
 
-log "PASS: Windows + macOS agents built and checked; Windows agent enrolled and applied policy under wine"
+log "PASS: Windows + macOS agents built and checked; Windows agent enrolled, applied policy, served the developer's key and reported HKLM and server-managed settings under wine"
