@@ -49,6 +49,11 @@ pub enum Command {
     },
     /// Stream the policy and keep Claude Code's managed settings in line (the service).
     Run {
+        /// Run under the Windows service control manager (the MSI registers the service as
+        /// `palisade-agent.exe run --windows-service`); without it, `run` is a console program.
+        #[cfg(windows)]
+        #[arg(long = "windows-service")]
+        windows_service: bool,
         /// Where things are.
         #[command(flatten)]
         locations: Locations,
@@ -80,7 +85,7 @@ impl Command {
     pub fn locations(&self) -> &Locations {
         match self {
             Command::Enroll { locations, .. }
-            | Command::Run { locations }
+            | Command::Run { locations, .. }
             | Command::Status { locations, .. }
             | Command::ApiKey { locations, .. } => locations,
         }

@@ -27,7 +27,8 @@
 //!
 //! Commands:
 //! - [`cli`] and [`config`]: the command line and where things are.
-//! - [`run`]: the long-lived loop; [`commands`]: `enroll`, `status`, `api-key`.
+//! - [`run`]: the long-lived loop; [`service`]: the same loop as a Windows service;
+//!   [`commands`]: `enroll`, `status`, `api-key`.
 // Only `acl`'s Win32 calls need `unsafe`, and only on Windows.
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
@@ -45,6 +46,7 @@ pub mod keyfile;
 pub mod messages;
 pub mod policy;
 pub mod run;
+pub mod service;
 pub mod settings;
 pub mod sources;
 pub mod state;

@@ -10,6 +10,8 @@ use palisade_agent::cli::{Cli, Command};
 use palisade_agent::commands::{api_key, enroll, status};
 use palisade_agent::config::{self, Config, Overrides, ENV_LOG};
 use palisade_agent::keyfile;
+#[cfg(windows)]
+use palisade_agent::service::{self, Launch};
 use palisade_agent::state::StateDir;
 
 fn main() -> ExitCode {
@@ -33,6 +35,28 @@ fn main() -> ExitCode {
     // `api-key` runs inside Claude Code on every TTL: no runtime, no logging setup.
     if let Command::ApiKey { .. } = cli.command {
         return serve_api_key(&config);
+    }
+    // Started by the Windows service control manager: it runs (and logs) as a service.
+    #[cfg(windows)]
+    if let Command::Run {
+        windows_service: true,
+        ..
+    } = cli.command
+    {
+        return match service::run_as_service(config) {
+            Ok(Launch::Service) => ExitCode::SUCCESS,
+            Ok(Launch::Console) => {
+                eprintln!(
+                    "palisade-agent: --windows-service: not started by the service control \
+                     manager (start the PalisadeAgent service, or run without the flag)"
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("palisade-agent: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -134,8 +158,8 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-/// Completes on SIGTERM or Ctrl-C (SIGINT). A Windows service wrapper passes its own future
-/// (the service control manager's stop request) to `palisade_agent::run::run` instead.
+/// Completes on SIGTERM or Ctrl-C (SIGINT). As a Windows service, `service` passes its own
+/// future (the service control manager's stop request) to `palisade_agent::run::run` instead.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -27,8 +27,10 @@ cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
   [ -n "$cp_pid" ] && kill "$cp_pid" 2>/dev/null
   # Stops every wine process of OUR private prefix only (and its wineserver).
-  if [ -n "$tmp" ] && [ -n "$wineserver" ] && [ -d "$tmp/wineprefix" ]; then
-    WINEPREFIX="$tmp/wineprefix" "$wineserver" -k 2>/dev/null
+  if [ -n "$tmp" ] && [ -n "$wineserver" ]; then
+    for prefix in "$tmp/wineprefix" "$tmp/msiprefix"; do
+      [ -d "$prefix" ] && WINEPREFIX="$prefix" "$wineserver" -k 2>/dev/null
+    done
   fi
   [ -n "$agent_pid" ] && wait "$agent_pid" 2>/dev/null
   [ -n "$cp_pid" ] && wait "$cp_pid" 2>/dev/null
@@ -252,13 +254,117 @@ for p in "$state" "$state-keys" "$(dirname "$key_file")" "$key_file"; do
 done
 log "ok  state dir $(stat -c %a "$state"), key root $(stat -c %a "$state-keys"), key dir $(stat -c %a "$(dirname "$key_file")"), key file $(stat -c %a "$key_file"): no access for others"
 
-log "stopping the agent and the control plane"
+log "stopping the console agent"
 kill "$agent_pid" 2>/dev/null || true
 WINEPREFIX="$tmp/wineprefix" "$wineserver" -k 2>/dev/null || true
 wait "$agent_pid" 2>/dev/null || true
 agent_pid=""
+
+# --- 5. the MSI and the Windows service ---------------------------------------------------
+log "building the MSI with wixl"
+for tool in wixl msiinfo; do
+  command -v "$tool" >/dev/null || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wixl msitools >/dev/null; }
+done
+msi=$(bash packaging/windows/build-msi.sh "$exe" "$tmp/msi" | tail -n1)
+[ -f "$msi" ] || die "build-msi.sh produced no MSI"
+# The tables Windows Installer acts on: the file, the service (own process, automatic start,
+# LocalSystem, `run --windows-service`), and its control (start at install, stop at install
+# and removal, delete at removal: 1+2+32+128 = 163), and the major-upgrade rule.
+msi_row() { msiinfo export "$msi" "$1" | tr -d '\r' | sed -n "4,\$p"; }
+msi_row File | grep -q $'\tpalisade-agent.exe\t' || die "the MSI has no palisade-agent.exe"
+service_row=$(msi_row ServiceInstall)
+# Columns: ServiceInstall Name DisplayName ServiceType StartType ErrorControl LoadOrderGroup
+# Dependencies StartName Password Arguments Component_ Description.
+[ "$(awk -F'\t' '{print $2"|"$4"|"$5"|"$9"|"$11}' <<<"$service_row")" = "PalisadeAgent|16|2|LocalSystem|run --windows-service" ] \
+  || die "unexpected ServiceInstall row: $service_row"
+svc_args=$(awk -F'\t' '{print $11}' <<<"$service_row")
+# Columns: ServiceControl Name Event Arguments Wait Component_.
+control_row=$(msi_row ServiceControl)
+[ "$(awk -F'\t' '{print $2"|"$3"|"$5}' <<<"$control_row")" = "PalisadeAgent|163|1" ] \
+  || die "unexpected ServiceControl row: $control_row"
+msi_row Upgrade | grep -q . || die "the MSI has no Upgrade row (MajorUpgrade)"
+log "ok  $(du -h "$msi" | cut -f1)	${msi#"$tmp"/}: File, ServiceInstall, ServiceControl (163), Upgrade rows as intended"
+
+# The service itself, registered as the MSI registers it, in a fresh prefix. (Wine 8's service
+# manager cannot open a service created in the same session, so msiexec's StartServices fails
+# there: the MSI is checked by its tables above, not installed here.)
+export WINEPREFIX="$tmp/msiprefix"
+mkdir -p "$WINEPREFIX"
+drive_c="$WINEPREFIX/drive_c"
+"$wineserver" -p || die "cannot start a persistent wineserver for the service prefix"
+timeout 120 "$wine" wineboot -i >/dev/null 2>&1 || die "wineboot failed for the service prefix"
+installed_dir="$drive_c/Program Files/Palisade"
+mkdir -p "$installed_dir"
+cp "$exe" "$installed_dir/palisade-agent.exe"
+cp "$tmp/bin/bcryptprimitives.dll" "$installed_dir/" # test-only, never in the MSI
+svc_state() { timeout 60 "$wine" sc query PalisadeAgent 2>/dev/null | tr -d '\r' | sed -n 's/^ *STATE *: *[0-9]* *//p'; }
+
+log "wine: sc create PalisadeAgent (as the MSI's ServiceInstall row), automatic start"
+timeout 60 "$wine" sc create PalisadeAgent binPath= "\"C:\\Program Files\\Palisade\\palisade-agent.exe\" $svc_args" \
+  start= auto >"$tmp/sc.out" 2>&1 || { cat "$tmp/sc.out" >&2; die "sc create failed"; }
+# Wine 8's service manager cannot open a service created in the same session (the same race
+# breaks msiexec above): restart the session, and services.exe starts the automatic service.
+"$wineserver" -k 2>/dev/null || true
+"$wineserver" -w 2>/dev/null || true
+"$wineserver" -p || die "cannot restart the persistent wineserver"
+timeout 60 "$wine" sc query PalisadeAgent >"$tmp/netstart.out" 2>&1 || true
+# %ProgramData% as the service sees it (wine gives services C:\users\Public): from its own log.
+svc_log=""
+for _ in $(seq 1 100); do
+  svc_log=$(find "$drive_c" -path '*/Palisade/logs/palisade-agent.log' 2>/dev/null | head -n1)
+  [ -n "$svc_log" ] && grep -q 'running as a Windows service' "$svc_log" && break
+  sleep 0.2
+done
+[ -n "$svc_log" ] || { cat "$tmp/netstart.out" >&2; die "the service wrote no log (state: $(svc_state))"; }
+[ "$(svc_state)" = RUNNING ] || die "PalisadeAgent is $(svc_state), not RUNNING"
+svc_home=$(dirname "$(dirname "$svc_log")")
+log "ok  PalisadeAgent RUNNING; its log: ${svc_log#"$WINEPREFIX"/}"
+
+# A console `run --windows-service` is refused: only the service manager may start it that way.
+if timeout 60 "$wine" "$installed_dir/palisade-agent.exe" run --windows-service >"$tmp/notsvc.out" 2>&1; then
+  die "run --windows-service from a console should fail"
+fi
+grep -q 'not started by the service control manager' "$tmp/notsvc.out" || { cat "$tmp/notsvc.out" >&2; die "unexpected refusal message"; }
+
+# MDM's configuration step: agent.toml names the developer's Claude directory, then enroll.
+mkdir -p "$drive_c/users/dev/.claude"
+printf "claude_config_dir = '%s'\n" "C:\\users\\dev\\.claude" >"$svc_home/agent.toml"
+timeout 60 "$wine" net stop PalisadeAgent >/dev/null 2>&1 || die "net stop failed"
+timeout 60 "$wine" net start PalisadeAgent >/dev/null 2>&1 || die "net start failed"
+
+log "SCIM: creating user svc@example.com; enrolling the service's machine"
+http=$(curl -sS -o "$tmp/user2.json" -w '%{http_code}' -X POST "$scim_url/Users" \
+  -H "Authorization: Bearer $scim_token" -H 'Content-Type: application/scim+json' \
+  --data '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"svc@example.com"}')
+[ "$http" = 201 ] || { cat "$tmp/user2.json" >&2; die "SCIM POST /Users returned $http"; }
+timeout 120 "$wine" "$installed_dir/palisade-agent.exe" enroll --server "$grpc_url" --enroll-token "$enroll_token" \
+  --user svc@example.com --state-dir "$(winpath "$svc_home/state")" --config "$(winpath "$svc_home/agent.toml")" \
+  >"$tmp/enroll2.out" 2>&1 || { cat "$tmp/enroll2.out" >&2; die "enrolling failed"; }
+
+svc_dropin="$drive_c/Program Files/ClaudeCode/managed-settings.d/50-palisade.json"
+ok=""
+for _ in $(seq 1 $((E2E_TIMEOUT * 5))); do
+  if [ -s "$svc_dropin" ] && python3 -m json.tool "$svc_dropin" >/dev/null 2>&1; then ok=1; break; fi
+  sleep 0.2
+done
+[ -n "$ok" ] || { tail -n 30 "$svc_log" >&2; die "the service wrote no valid drop-in in C:\\Program Files\\ClaudeCode"; }
+svc_helper=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("apiKeyHelper",""))' "$svc_dropin")
+[[ "$svc_helper" == *"--key-file"*"state-keys"*"api-key"* ]] \
+  || die "the service's apiKeyHelper does not read the developer's key file: $svc_helper"
+log "ok  the service applied the policy to C:\\Program Files\\ClaudeCode\\managed-settings.d\\50-palisade.json"
+
+log "wine: net stop PalisadeAgent, sc delete"
+timeout 60 "$wine" net stop PalisadeAgent >"$tmp/netstop.out" 2>&1 || { cat "$tmp/netstop.out" >&2; die "net stop failed"; }
+[ "$(svc_state)" = STOPPED ] || die "PalisadeAgent is $(svc_state) after net stop"
+grep -q 'stop requested by the service control manager' "$svc_log" || die "the service log shows no clean stop"
+timeout 60 "$wine" sc delete PalisadeAgent >/dev/null 2>&1 || die "sc delete failed"
+log "ok  stopped cleanly (the service log says: stop requested by the service control manager)"
+"$wineserver" -k 2>/dev/null || true
+export WINEPREFIX="$tmp/wineprefix"
+
+log "stopping the control plane"
 kill "$cp_pid" 2>/dev/null || true
 wait "$cp_pid" 2>/dev/null || true
 cp_pid=""
 
-log "PASS: Windows + macOS agents built and checked; Windows agent enrolled, applied policy, served the developer's key and reported HKLM and server-managed settings under wine"
+log "PASS: Windows + macOS agents built and checked; under wine the Windows agent enrolled, applied policy, served the developer's key, reported HKLM and server-managed settings, and the MSI's tables and the PalisadeAgent service (start, enroll, policy, clean stop) checked"
