@@ -27,7 +27,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "building the binaries"
 cargo build --workspace --bins --locked
-log "cross-platform agents"; bash packaging/cross/check.sh
+log "cross-platform agents, Windows MSI and service"; bash packaging/cross/check.sh
+log "Linux package (.deb, systemd unit)"; bash packaging/linux/check.sh
+log "macOS package (launchd daemon, pkg scripts)"; bash packaging/macos/check.sh
 
 # --- Third-party SCIM conformance: scim-sanity 0.7.4 (PyPI), strict mode, on both stores.
 log "scim-sanity conformance probe"

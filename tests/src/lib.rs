@@ -334,6 +334,29 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// Starts another control-plane process on the same database, with the same arguments: a
+    /// replica behind the same load balancer. It prints no first-start tokens; the first
+    /// replica's are copied.
+    pub async fn start_replica(&self) -> Result<ControlPlane> {
+        let mut replica = ControlPlane {
+            child: None,
+            db: self.db.clone(),
+            args: self.args.clone(),
+            base_url: String::new(),
+            root_url: String::new(),
+            addr: String::new(),
+            token: self.token.clone(),
+            printed_token: None,
+            grpc_url: String::new(),
+            enroll_token: None,
+            stdout: Default::default(),
+            stderr: Default::default(),
+        };
+        replica.spawn().await?;
+        replica.enroll_token = self.enroll_token.clone();
+        Ok(replica)
+    }
+
     async fn spawn(&mut self) -> Result<()> {
         let bin = checked_binary()?;
         let mut cmd = Command::new(&bin);

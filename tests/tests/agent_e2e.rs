@@ -709,6 +709,105 @@ async fn bad_input_is_refused(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// Two control-plane replicas on one PostgreSQL, as behind a load balancer: an agent streaming
+/// from replica B receives a group change made through replica A's SCIM endpoint and the CLI
+/// (a third process), and is wiped when A deactivates its user. Replica B learns of A's
+/// commits only through the database.
+async fn replicas_share_one_database(backend: Backend) -> Result<()> {
+    let a = start_cp(backend, &["--keepalive-seconds", "1"]).await?;
+    let b = a.start_replica().await?;
+    assert_ne!(a.grpc_url, b.grpc_url);
+    let files = tempfile::tempdir()?;
+    let uid = create_user(&a, "roamer@example.com").await?;
+    let gid = create_group(&b, "Eng", &[]).await?;
+    let f = write_policy(
+        files.path(),
+        "eng.json",
+        r#"{"blocked_tools": ["WebFetch"]}"#,
+    )?;
+    a.cli_ok(&[
+        "policy",
+        "set-group",
+        "--org",
+        "default",
+        "--group",
+        "Eng",
+        "--file",
+        &f,
+    ])
+    .await?;
+
+    let mut w = Workstation::new()?;
+    w.enroll_ok(&b, "roamer@example.com").await?;
+    w.start()?;
+    w.wait_for("a first policy from replica B", |w| w.drop_in().is_some())
+        .await?;
+    assert!(!w.deny_rules().iter().any(|r| r == "WebFetch"));
+
+    // Membership added through replica A: A recomputes, B's stream delivers.
+    a.scim()
+        .patch_ops(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
+        )
+        .await?
+        .expect(200)?;
+    w.wait_for("the Eng restriction via replica B", |w| {
+        w.deny_rules().iter().any(|r| r == "WebFetch")
+    })
+    .await?;
+
+    // A policy change by the CLI reaches it the same way.
+    let f2 = write_policy(
+        files.path(),
+        "eng2.json",
+        r#"{"blocked_tools": ["WebFetch", "WebSearch"]}"#,
+    )?;
+    a.cli_ok(&[
+        "policy",
+        "set-group",
+        "--org",
+        "default",
+        "--group",
+        "Eng",
+        "--file",
+        &f2,
+    ])
+    .await?;
+    w.wait_for("WebSearch denied via replica B", |w| {
+        w.deny_rules().iter().any(|r| r == "WebSearch")
+    })
+    .await?;
+
+    // Deactivated through replica A: the agent on replica B is told to wipe.
+    a.scim()
+        .patch_ops(
+            &format!("/Users/{uid}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await?
+        .expect(200)?;
+    w.wait_for("the wipe via replica B", |w| {
+        !w.state().join("device.json").exists() && w.deny_rules().iter().any(|r| r == "Bash")
+    })
+    .await?;
+    let audit = a
+        .cli_ok(&["audit", "--org", "default", "--user", "roamer@example.com"])
+        .await?;
+    assert!(audit.to_lowercase().contains("wipe"), "{audit}");
+    w.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_database_postgres() {
+    palisade_tests::run_scenario(
+        "replicas_share_one_database_postgres",
+        replicas_share_one_database(Backend::Postgres),
+    )
+    .await
+}
+
 backend_tests! {
     group_policy_reaches_every_device => group_policy_reaches_every_device_sqlite, group_policy_reaches_every_device_postgres;
     deprovisioning_wipes => deprovisioning_wipes_sqlite, deprovisioning_wipes_postgres;

@@ -91,6 +91,24 @@ impl Hub {
         }
     }
 
+    /// Wakes the streams of the given devices of the user (and no other device of theirs).
+    pub fn wake_devices(&self, user_id: &str, device_ids: &[&str], wakeup: Wakeup) {
+        let senders: Vec<mpsc::Sender<Wakeup>> = self
+            .lock()
+            .by_user
+            .get(user_id)
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, device, _)| device_ids.contains(&device.as_str()))
+                    .map(|(_, _, s)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for s in senders {
+            let _ = s.try_send(wakeup.clone());
+        }
+    }
+
     /// Whether any stream of the user is connected.
     pub fn is_connected(&self, user_id: &str) -> bool {
         self.lock().by_user.contains_key(user_id)

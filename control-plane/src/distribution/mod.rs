@@ -20,8 +20,23 @@ use crate::store::{
 };
 use hub::{Hub, Wakeup};
 
-/// How often the catch-up cursor looks for changes committed by other processes.
+/// How often the catch-up cursor looks for changes committed by other processes on SQLite
+/// (whose other writers are CLI processes on the same machine).
 pub const CATCH_UP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// On PostgreSQL, where `LISTEN` wakes the cursor, how often it also looks in case a
+/// notification was lost (a reconnect of the listener's connection).
+pub const LISTEN_FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The next change notification, or never when there is no listener.
+async fn next_change(
+    listener: &mut Option<crate::store::ChangeListener>,
+) -> Result<(), crate::store::StoreError> {
+    match listener {
+        Some(l) => l.changed().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Recomputes and wakes. Cheap to clone.
 #[derive(Clone)]
@@ -229,42 +244,96 @@ impl Distributor {
         }
     }
 
-    /// Follows the stored change sequence so that changes committed by other processes (the CLI,
-    /// other replicas) reach this process's connected agents.
-    pub async fn run_catch_up(self, shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Follows the store's change feed so that changes committed by other processes (the CLI,
+    /// other replicas) reach this process's connected agents: new policy versions wake their
+    /// users' streams, revoked devices are told to wipe. On PostgreSQL a `LISTEN` on the feed's
+    /// channel wakes it at once, with a slow poll in case a notification was lost; on SQLite it
+    /// polls every [`CATCH_UP_INTERVAL`].
+    pub async fn run_catch_up(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut cursor = match self.store.latest_policy_change_seq().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the policy change sequence");
+                tracing::error!(error = %e, "cannot read the change sequence");
                 0
             }
         };
-        let mut ticker = tokio::time::interval(CATCH_UP_INTERVAL);
+        let mut listener = match self.store.listen_for_changes().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for changes: polling only");
+                None
+            }
+        };
+        let interval = if listener.is_some() {
+            LISTEN_FALLBACK_INTERVAL
+        } else {
+            CATCH_UP_INTERVAL
+        };
+        let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                notified = next_change(&mut listener) => {
+                    if let Err(e) = notified {
+                        tracing::warn!(error = %e, "change listener failed: polling only until restart");
+                        listener = None;
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
             if *shutdown.borrow() {
                 return;
             }
-            match self.store.latest_policy_change_seq().await {
-                Ok(latest) if latest > cursor => {
-                    match self.store.user_policies_changed_since(cursor).await {
-                        Ok(changes) => {
-                            for c in &changes {
-                                self.hub.wake(&c.user_id, Wakeup::PolicyChanged);
-                                cursor = cursor.max(c.change_seq);
-                            }
-                            if changes.is_empty() {
-                                cursor = latest;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "catch-up read failed"),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "catch-up read failed"),
-            }
+            cursor = self.catch_up(cursor).await;
         }
+    }
+
+    /// One catch-up step from `cursor`; returns the new cursor.
+    async fn catch_up(&self, cursor: i64) -> i64 {
+        const BATCH: i64 = 10_000;
+        let latest = match self.store.latest_policy_change_seq().await {
+            Ok(latest) if latest > cursor => latest,
+            Ok(_) => return cursor,
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up read failed");
+                return cursor;
+            }
+        };
+        let (policies, revoked) = match tokio::try_join!(
+            self.store.user_policies_changed_since(cursor, BATCH),
+            self.store.devices_revoked_since(cursor, BATCH),
+        ) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up read failed");
+                return cursor;
+            }
+        };
+        // A full batch may stop short of `latest`: go no further than what both reads covered.
+        let mut upto = latest;
+        if policies.len() as i64 == BATCH {
+            upto = upto.min(policies.last().map_or(latest, |p| p.change_seq));
+        }
+        if revoked.len() as i64 == BATCH {
+            upto = upto.min(revoked.last().map_or(latest, |r| r.seq));
+        }
+        for r in revoked.iter().filter(|r| r.seq <= upto) {
+            if self.hub.is_connected(&r.user_id) {
+                tracing::info!(user_id = %r.user_id, device_id = %r.device_id, reason = %r.reason, "revoked by another process: telling the agent to wipe");
+            }
+            self.hub.wake_devices(
+                &r.user_id,
+                &[r.device_id.as_str()],
+                Wakeup::Deprovision {
+                    reason: r.reason.clone(),
+                },
+            );
+        }
+        for p in policies.iter().filter(|p| p.change_seq <= upto) {
+            self.hub.wake(&p.user_id, Wakeup::PolicyChanged);
+        }
+        upto
     }
 
     /// The API key for a stored policy's reference, decrypted.

@@ -233,7 +233,20 @@ impl Session {
             tokio::select! {
                 w = wakeups.recv() => match w {
                     Some(Wakeup::PolicyChanged) if !deprovisioned => {
-                        if self.send_if_newer(&mut last_sent, &mut pending_nonce).await.is_err() { return; }
+                        match self.send_if_newer(&mut last_sent, &mut pending_nonce).await {
+                            Err(()) => return,
+                            Ok(true) => {}
+                            // Nothing newer: the wake-up may stand for a revocation whose own
+                            // wake-up was dropped (a full queue); the device's row settles it.
+                            Ok(false) => match d.store.device_revocation(&device_id).await {
+                                Ok(Some(reason)) => {
+                                    deprovisioned = true;
+                                    if !self.send(ServerMsg::Deprovision(pb::Deprovision { reason })).await { return; }
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(%device_id, error = %e, "cannot read the device's revocation"),
+                            },
+                        }
                     }
                     Some(Wakeup::Deprovision { reason }) if !deprovisioned => {
                         deprovisioned = true;

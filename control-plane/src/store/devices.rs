@@ -449,12 +449,16 @@ pub(crate) async fn revoke_user_devices(
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
     if !ids.is_empty() {
-        sqlx::query("UPDATE devices SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL")
+        // On the change feed, so that other replicas tell their connected agents too.
+        let seq = super::changes::next_change_seq(tx).await?;
+        sqlx::query("UPDATE devices SET revoked_at = $1, revoked_reason = $2, revoked_seq = $3 WHERE user_id = $4 AND revoked_at IS NULL")
             .bind(now_micros())
             .bind(reason)
+            .bind(seq)
             .bind(user_id)
             .execute(&mut **tx)
             .await?;
+        super::changes::notify_change(tx).await?;
     }
     Ok(ids)
 }

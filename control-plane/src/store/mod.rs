@@ -3,6 +3,7 @@
 
 mod audit;
 mod batch;
+mod changes;
 mod devices;
 mod groups;
 mod orgs;
@@ -12,6 +13,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditEvent;
+pub use changes::{ChangeListener, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{DeviceReport, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX, ENROLL_TOKEN_PREFIX};
 pub use groups::GroupSelection;
 pub use policies::{
@@ -92,6 +94,8 @@ pub struct Store {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for the change-feed listener's own connection.
+    postgres_url: Option<String>,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
     creates: tokio::sync::mpsc::Sender<batch::CreateJob>,
 }
@@ -133,6 +137,7 @@ impl Store {
             write,
             read,
             backend,
+            postgres_url: (backend == Backend::Postgres).then(|| url.clone()),
             events,
             creates,
         })

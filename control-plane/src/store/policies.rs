@@ -522,18 +522,22 @@ impl Store {
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
+            super::changes::notify_change(&mut tx).await?;
             tx.commit().await?;
         }
         Ok(out)
     }
 
-    /// Stored policies changed after `after_seq` (for catching up with other processes' writes).
+    /// Stored policies changed after `after_seq`, in sequence order (at most `limit`), for
+    /// catching up with other processes' writes.
     pub async fn user_policies_changed_since(
         &self,
         after_seq: i64,
+        limit: i64,
     ) -> StoreResult<Vec<StoredUserPolicy>> {
-        sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE change_seq > $1 ORDER BY change_seq LIMIT 10000"))
+        sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM user_policies WHERE change_seq > $1 ORDER BY change_seq LIMIT $2"))
             .bind(after_seq)
+            .bind(limit)
             .fetch_all(&self.read)
             .await?
             .iter()
@@ -541,7 +545,7 @@ impl Store {
             .collect()
     }
 
-    /// The highest change sequence number committed so far.
+    /// The highest change sequence number committed so far (policy versions and revocations).
     pub async fn latest_policy_change_seq(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query("SELECT value FROM counters WHERE name = 'policy_change'")
