@@ -161,6 +161,15 @@ pub fn restrict_dir_and_files(dir: &Path, sddl: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// [`restrict_dir_and_files`] only when `dir`'s DACL lets a broad group in: an unchanged
+/// directory costs one read.
+pub fn keep_private(dir: &Path, sddl: &str) -> io::Result<()> {
+    if is_private(dir) {
+        return Ok(());
+    }
+    restrict_dir_and_files(dir, sddl)
+}
+
 /// Fails if the DACL of `path` lets a broad group in.
 pub fn ensure_private(path: &Path) -> io::Result<()> {
     let actual = sys::dacl_sddl(path)?;

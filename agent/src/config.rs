@@ -79,6 +79,18 @@ pub struct Config {
     pub log: Option<String>,
 }
 
+impl Config {
+    /// The log filter: `PALISADE_AGENT_LOG`, else `log` from the config file, else
+    /// `info,notify=warn` (also when the given filter does not parse).
+    pub fn log_filter(&self) -> tracing_subscriber::EnvFilter {
+        std::env::var(ENV_LOG)
+            .ok()
+            .or_else(|| self.log.clone())
+            .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,notify=warn"))
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -287,9 +287,7 @@ fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u3
 fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u32, u32)>> {
     use crate::acl;
     ensure_real_dir(root)?;
-    if !acl::is_private(root) {
-        acl::restrict(root, &acl::private_dir_sddl()).map_err(|e| with_path(root, e))?;
-    }
+    acl::keep_private(root, &acl::private_dir_sddl()).map_err(|e| with_path(root, e))?;
     ensure_real_dir(dir)?;
     let readable_by_owner = acl::dacl_sddl(dir).is_ok_and(|sddl| {
         acl::broad_grants(&sddl).is_empty()

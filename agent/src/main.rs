@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use palisade_agent::cli::{Cli, Command};
 use palisade_agent::commands::{api_key, enroll, status};
-use palisade_agent::config::{self, Config, Overrides, ENV_LOG};
+use palisade_agent::config::{self, Config, Overrides};
 use palisade_agent::keyfile;
 #[cfg(windows)]
 use palisade_agent::service::{self, Launch};
@@ -144,14 +144,8 @@ fn print_key<E: std::fmt::Display>(key: Result<String, E>) -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var(ENV_LOG)
-        .ok()
-        .or_else(|| config.log.clone())
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info,notify=warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(config.log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)

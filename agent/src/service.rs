@@ -176,18 +176,15 @@ mod windows {
 
     /// Logs to the service log file (created with a private access list, rotated once).
     fn init_file_logging(config: &Config) -> anyhow::Result<()> {
-        use tracing_subscriber::EnvFilter;
         let file = log_file(&config.paths.state_dir);
         let dir = file
             .parent()
             .context("the log file has no directory")?
             .to_owned();
-        let created = !dir.exists();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        if created || !crate::acl::is_private(&dir) {
-            crate::acl::restrict_dir_and_files(&dir, &crate::acl::private_dir_sddl())
-                .with_context(|| format!("restricting {}", dir.display()))?;
-        }
+        // A new directory inherits ProgramData's list, which lets Users read: restricted too.
+        crate::acl::keep_private(&dir, &crate::acl::private_dir_sddl())
+            .with_context(|| format!("restricting {}", dir.display()))?;
         if std::fs::metadata(&file).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
             let _ = std::fs::rename(&file, file.with_extension("log.1"));
         }
@@ -196,13 +193,8 @@ mod windows {
             .append(true)
             .open(&file)
             .with_context(|| format!("opening {}", file.display()))?;
-        let filter = std::env::var(crate::config::ENV_LOG)
-            .ok()
-            .or_else(|| config.log.clone())
-            .and_then(|f| EnvFilter::try_new(f).ok())
-            .unwrap_or_else(|| EnvFilter::new("info,notify=warn"));
         tracing_subscriber::fmt()
-            .with_env_filter(filter)
+            .with_env_filter(config.log_filter())
             .with_writer(Mutex::new(writer))
             .with_ansi(false)
             .with_target(false)

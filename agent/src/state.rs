@@ -335,10 +335,7 @@ fn fix_dir_mode(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {
 /// Puts the SYSTEM and Administrators-only access list back when anyone else got in.
 #[cfg(not(unix))]
 fn fix_dir_mode(path: &Path, _meta: &fs::Metadata) -> Result<(), StateError> {
-    if crate::acl::is_private(path) {
-        return Ok(());
-    }
-    crate::acl::restrict_dir_and_files(path, &crate::acl::private_dir_sddl())
+    crate::acl::keep_private(path, &crate::acl::private_dir_sddl())
         .map_err(|e| StateError::io(path, e))
 }
 

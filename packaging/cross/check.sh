@@ -163,11 +163,26 @@ if [ -z "$enroll_token" ] || [ -z "$grpc_url" ] || [ -z "$scim_token" ] || [ -z 
 fi
 log "control plane up: gRPC $grpc_url, SCIM $scim_url"
 
+# $1 = userName: provisions the user over SCIM, as an IdP would.
+scim_create_user() {
+  local http
+  http=$(curl -sS -o "$tmp/user.json" -w '%{http_code}' -X POST "$scim_url/Users" \
+    -H "Authorization: Bearer $scim_token" -H 'Content-Type: application/scim+json' \
+    --data "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"$1\"}")
+  [ "$http" = 201 ] || { cat "$tmp/user.json" >&2; die "SCIM POST /Users for $1 returned $http"; }
+}
+# $1 = drop-in path, $2 = PID that must stay alive (optional): waits for valid JSON there.
+wait_for_dropin() {
+  for _ in $(seq 1 $((E2E_TIMEOUT * 5))); do
+    if [ -s "$1" ] && python3 -m json.tool "$1" >/dev/null 2>&1; then return 0; fi
+    if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then return 1; fi
+    sleep 0.2
+  done
+  return 1
+}
+
 log "SCIM: creating user win@example.com"
-http=$(curl -sS -o "$tmp/user.json" -w '%{http_code}' -X POST "$scim_url/Users" \
-  -H "Authorization: Bearer $scim_token" -H 'Content-Type: application/scim+json' \
-  --data '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"win@example.com"}')
-[ "$http" = 201 ] || { cat "$tmp/user.json" >&2; die "SCIM POST /Users returned $http"; }
+scim_create_user win@example.com
 
 state="$tmp/win/state" settings="$tmp/win/settings" claude="$tmp/win/claude"
 mkdir -p "$claude"
@@ -198,13 +213,7 @@ log "wine: palisade-agent.exe run (waiting up to ${E2E_TIMEOUT}s for the drop-in
 dropin="$settings/managed-settings.d/50-palisade.json"
 PALISADE_AGENT_LOG=info "$wine" "$tmp/bin/palisade-agent.exe" run "${locs[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
 agent_pid=$!
-ok=""
-for _ in $(seq 1 $((E2E_TIMEOUT * 5))); do
-  if [ -s "$dropin" ] && python3 -m json.tool "$dropin" >/dev/null 2>&1; then ok=1; break; fi
-  kill -0 "$agent_pid" 2>/dev/null || break
-  sleep 0.2
-done
-if [ -z "$ok" ]; then
+if ! wait_for_dropin "$dropin" "$agent_pid"; then
   echo "--- agent stderr" >&2; tail -n 40 "$tmp/run.err" >&2
   echo "--- control plane stderr" >&2; tail -n 20 "$tmp/cp.stderr" >&2
   die "the Windows agent wrote no valid $dropin"
@@ -333,21 +342,13 @@ timeout 60 "$wine" net stop PalisadeAgent >/dev/null 2>&1 || die "net stop faile
 timeout 60 "$wine" net start PalisadeAgent >/dev/null 2>&1 || die "net start failed"
 
 log "SCIM: creating user svc@example.com; enrolling the service's machine"
-http=$(curl -sS -o "$tmp/user2.json" -w '%{http_code}' -X POST "$scim_url/Users" \
-  -H "Authorization: Bearer $scim_token" -H 'Content-Type: application/scim+json' \
-  --data '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"svc@example.com"}')
-[ "$http" = 201 ] || { cat "$tmp/user2.json" >&2; die "SCIM POST /Users returned $http"; }
+scim_create_user svc@example.com
 timeout 120 "$wine" "$installed_dir/palisade-agent.exe" enroll --server "$grpc_url" --enroll-token "$enroll_token" \
   --user svc@example.com --state-dir "$(winpath "$svc_home/state")" --config "$(winpath "$svc_home/agent.toml")" \
   >"$tmp/enroll2.out" 2>&1 || { cat "$tmp/enroll2.out" >&2; die "enrolling failed"; }
 
 svc_dropin="$drive_c/Program Files/ClaudeCode/managed-settings.d/50-palisade.json"
-ok=""
-for _ in $(seq 1 $((E2E_TIMEOUT * 5))); do
-  if [ -s "$svc_dropin" ] && python3 -m json.tool "$svc_dropin" >/dev/null 2>&1; then ok=1; break; fi
-  sleep 0.2
-done
-[ -n "$ok" ] || { tail -n 30 "$svc_log" >&2; die "the service wrote no valid drop-in in C:\\Program Files\\ClaudeCode"; }
+wait_for_dropin "$svc_dropin" || { tail -n 30 "$svc_log" >&2; die "the service wrote no valid drop-in in C:\\Program Files\\ClaudeCode"; }
 svc_helper=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("apiKeyHelper",""))' "$svc_dropin")
 [[ "$svc_helper" == *"--key-file"*"state-keys"*"api-key"* ]] \
   || die "the service's apiKeyHelper does not read the developer's key file: $svc_helper"

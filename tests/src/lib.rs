@@ -1076,3 +1076,21 @@ fn parse_raw(buf: &[u8]) -> Result<RawResp> {
         body: String::from_utf8_lossy(&rest).into_owned(),
     })
 }
+
+/// Helpers the benchmark binaries share.
+pub mod bench {
+    use std::time::Duration;
+
+    /// The `p` quantile (0.0 to 1.0) of `sorted`, nearest rank; zero when empty.
+    pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+    }
+
+    /// `12.3 ms`.
+    pub fn ms(d: Duration) -> String {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}

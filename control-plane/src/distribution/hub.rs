@@ -79,32 +79,29 @@ impl Hub {
 
     /// Wakes every stream of the user.
     pub fn wake(&self, user_id: &str, wakeup: Wakeup) {
-        let senders: Vec<mpsc::Sender<Wakeup>> = self
-            .lock()
-            .by_user
-            .get(user_id)
-            .map(|l| l.iter().map(|(_, _, s)| s.clone()).collect())
-            .unwrap_or_default();
-        for s in senders {
-            // A full queue already holds a wake-up that will make the stream re-read the store.
-            let _ = s.try_send(wakeup.clone());
-        }
+        self.wake_where(user_id, |_| true, wakeup);
     }
 
     /// Wakes the streams of the given devices of the user (and no other device of theirs).
     pub fn wake_devices(&self, user_id: &str, device_ids: &[&str], wakeup: Wakeup) {
+        self.wake_where(user_id, |device| device_ids.contains(&device), wakeup);
+    }
+
+    /// Wakes the user's streams whose device passes `device_matches` (outside the lock).
+    fn wake_where(&self, user_id: &str, device_matches: impl Fn(&str) -> bool, wakeup: Wakeup) {
         let senders: Vec<mpsc::Sender<Wakeup>> = self
             .lock()
             .by_user
             .get(user_id)
             .map(|l| {
                 l.iter()
-                    .filter(|(_, device, _)| device_ids.contains(&device.as_str()))
+                    .filter(|(_, device, _)| device_matches(device))
                     .map(|(_, _, s)| s.clone())
                     .collect()
             })
             .unwrap_or_default();
         for s in senders {
+            // A full queue already holds a wake-up that will make the stream re-read the store.
             let _ = s.try_send(wakeup.clone());
         }
     }

@@ -8,6 +8,7 @@
 use sqlx::postgres::PgListener;
 use sqlx::{Any, Row, Transaction};
 
+use super::devices::revocation_of;
 use super::{Backend, Store, StoreResult};
 
 /// The PostgreSQL `LISTEN`/`NOTIFY` channel of the change feed.
@@ -81,7 +82,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<RevokedDevice>> {
         sqlx::query(
-            "SELECT id, user_id, revoked_reason, revoked_seq FROM devices \
+            "SELECT id, user_id, revoked_at, revoked_reason, revoked_seq FROM devices \
              WHERE revoked_seq > $1 ORDER BY revoked_seq LIMIT $2",
         )
         .bind(after_seq)
@@ -90,26 +91,13 @@ impl Store {
         .await?
         .iter()
         .map(|r| {
-            let reason: Option<String> = r.try_get("revoked_reason")?;
             Ok(RevokedDevice {
                 device_id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
-                reason: reason.unwrap_or_else(|| "revoked".to_string()),
+                reason: revocation_of(r)?.unwrap_or_else(|| "revoked".to_string()),
                 seq: r.try_get("revoked_seq")?,
             })
         })
         .collect()
-    }
-
-    /// Why the device was revoked, or `None` while it is live (or unknown).
-    pub async fn device_revocation(&self, device_id: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT revoked_at, revoked_reason FROM devices WHERE id = $1")
-            .bind(device_id)
-            .fetch_optional(&self.read)
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-        let reason: Option<String> = r.try_get("revoked_reason")?;
-        Ok(revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())))
     }
 }

@@ -238,6 +238,18 @@ impl Store {
         }))
     }
 
+    /// Why the device was revoked, or `None` while it is live (or unknown).
+    pub async fn device_revocation(&self, device_id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT revoked_at, revoked_reason FROM devices WHERE id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => revocation_of(&r),
+            None => Ok(None),
+        }
+    }
+
     /// Looks a device credential up. `None`: unknown credential.
     pub async fn authenticate_device(&self, credential: &str) -> StoreResult<Option<DeviceAuth>> {
         if !credential.starts_with(DEVICE_CREDENTIAL_PREFIX) || credential.len() > 200 {
@@ -248,13 +260,11 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-        let reason: Option<String> = r.try_get("revoked_reason")?;
         Ok(Some(DeviceAuth {
             device_id: r.try_get("id")?,
             org_id: r.try_get("org_id")?,
             user_id: r.try_get("user_id")?,
-            revoked_reason: revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())),
+            revoked_reason: revocation_of(&r)?,
         }))
     }
 
@@ -431,6 +441,13 @@ pub enum DeviceReport<'a> {
         code: &'a str,
         detail: &'a str,
     },
+}
+
+/// The revocation reason of a row with `revoked_at` and `revoked_reason`: `None` while live.
+pub(crate) fn revocation_of(r: &sqlx::any::AnyRow) -> StoreResult<Option<String>> {
+    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+    let reason: Option<String> = r.try_get("revoked_reason")?;
+    Ok(revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())))
 }
 
 /// Revokes every live device of the user, inside the caller's (deprovisioning) transaction.

@@ -19,6 +19,7 @@ use palisade_proto::v1 as pb;
 use palisade_proto::v1::agent_message::Message as AgentMsg;
 use palisade_proto::v1::agent_service_client::AgentServiceClient;
 use palisade_proto::v1::server_message::Message as ServerMsg;
+use palisade_tests::bench::{ms, pct};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -60,17 +61,6 @@ fn parse_args() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Signed milliseconds from `from` to `to` (negative: `to` happened first).

@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use palisade_tests::bench::{ms, pct};
 use palisade_tests::{Backend, ControlPlane};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -24,17 +25,6 @@ fn release_bin(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/release")
         .join(name)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<Duration> {
