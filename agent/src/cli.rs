@@ -22,23 +22,52 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Enroll this device with the control plane (once, usually from MDM).
+    /// Enroll this device as a proven person: `--login` (sign in with your organisation's
+    /// account in a browser), `--code` (an activation code from your administrator), or
+    /// `--enroll-token` with `--user` (MDM; the person confirms the device later).
+    #[command(group(clap::ArgGroup::new("how").required(true).args(["login", "code", "enroll_token"])))]
     Enroll {
         /// Control plane gRPC URL, e.g. https://palisade.example.com:50051 (http:// only to
         /// a loopback address).
         #[arg(long, value_name = "URL")]
         server: String,
-        /// Organisation enrollment token.
+        /// Sign in with your organisation's identity provider: prints a link and a code, then
+        /// waits while you confirm the device in the browser. On an enrolled device that is
+        /// not yet confirmed, this confirms it.
+        #[arg(long)]
+        login: bool,
+        /// The organisation to sign in to (with --login).
+        #[arg(
+            long,
+            value_name = "SLUG",
+            default_value = "default",
+            requires = "login"
+        )]
+        org: String,
+        /// Do not try to open a browser (with --login); the link is printed either way.
+        #[arg(long, requires = "login")]
+        no_browser: bool,
+        /// A one-time activation code from your administrator.
+        #[arg(
+            long,
+            value_name = "CODE",
+            env = "PALISADE_AGENT_ACTIVATION_CODE",
+            hide_env_values = true
+        )]
+        code: Option<String>,
+        /// Organisation enrollment token (MDM), with --user.
         #[arg(
             long = "enroll-token",
             value_name = "TOKEN",
             env = "PALISADE_AGENT_ENROLL_TOKEN",
-            hide_env_values = true
+            hide_env_values = true,
+            requires = "user"
         )]
-        enroll_token: String,
-        /// The user's userName in the identity provider.
-        #[arg(long, value_name = "USERNAME")]
-        user: String,
+        enroll_token: Option<String>,
+        /// The person's userName in the identity provider (with --enroll-token), e.g. from an
+        /// MDM variable such as Jamf's $EMAIL.
+        #[arg(long, value_name = "USERNAME", requires = "enroll_token")]
+        user: Option<String>,
         /// PEM file of the only CA to trust for the server (default: the Mozilla root set; a
         /// private CA must be given here).
         #[arg(long = "ca-cert", value_name = "PEM")]
@@ -191,13 +220,44 @@ mod tests {
                 ..
             } => {
                 assert_eq!(server, "https://cp:50051");
-                assert_eq!(enroll_token, "tok");
-                assert_eq!(user, "alice@example.com");
+                assert_eq!(enroll_token.as_deref(), Some("tok"));
+                assert_eq!(user.as_deref(), Some("alice@example.com"));
                 assert_eq!(ca_cert, Some(PathBuf::from("/ca.pem")));
             }
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["palisade-agent", "enroll", "--user", "u"]).is_err());
+        // One way only, and the token needs its person.
+        for bad in [
+            vec!["enroll", "--server", "https://x"],
+            vec!["enroll", "--server", "https://x", "--login", "--code", "c"],
+            vec!["enroll", "--server", "https://x", "--enroll-token", "t"],
+            vec![
+                "enroll",
+                "--server",
+                "https://x",
+                "--code",
+                "c",
+                "--no-browser",
+            ],
+        ] {
+            let mut argv = vec!["palisade-agent"];
+            argv.extend(bad.iter().copied());
+            assert!(Cli::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "palisade-agent",
+            "enroll",
+            "--server",
+            "https://x",
+            "--login",
+            "--org",
+            "acme",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Enroll { login: true, ref org, .. } if org == "acme")
+        );
     }
 
     #[test]

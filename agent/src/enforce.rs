@@ -65,6 +65,11 @@ impl Enforcer {
         &self.opts
     }
 
+    /// Sets the announcement rendered with the next [`Enforcer::apply`].
+    pub fn set_announcement(&mut self, announcement: Option<String>) {
+        self.opts.announcement = announcement;
+    }
+
     /// The bytes the file must hold, once a policy was applied.
     pub fn desired(&self) -> Option<&[u8]> {
         self.desired.as_deref()

@@ -42,6 +42,7 @@ pub mod commands;
 pub mod config;
 pub mod enforce;
 pub mod grpc;
+pub mod install_key;
 pub mod keyfile;
 pub mod messages;
 pub mod policy;

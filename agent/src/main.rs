@@ -82,21 +82,43 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
     match command {
         Command::Enroll {
             server,
+            login,
+            org,
+            no_browser,
+            code,
             enroll_token,
             user,
             ca_cert,
             ..
         } => {
+            let method = match (login, code, enroll_token, user) {
+                (true, _, _, _) => enroll::Method::Login {
+                    org,
+                    open_browser: !no_browser,
+                },
+                (false, Some(code), _, _) => enroll::Method::Code(code.trim().to_owned()),
+                (false, None, Some(token), Some(user)) => {
+                    enroll::Method::FleetToken { token, user }
+                }
+                _ => anyhow::bail!("give --login, --code, or --enroll-token with --user"),
+            };
             let args = enroll::EnrollArgs {
                 server,
-                enroll_token,
-                user,
+                method,
                 ca_cert,
             };
             let device = enroll::enroll(&config.paths, &args).await?;
             println!(
-                "enrolled device {} for {} (org {}) with {}",
-                device.device_id, device.user_name, device.org, device.server_url
+                "enrolled device {} for {} (org {}) with {}{}",
+                device.device_id,
+                device.user_name,
+                device.org,
+                device.server_url,
+                if device.verified {
+                    ""
+                } else {
+                    "; not yet confirmed by its person: it gets the policy but no API key until they confirm (see `palisade-agent status`)"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

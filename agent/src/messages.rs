@@ -52,6 +52,10 @@ pub struct Snapshot {
     pub api_key: Option<String>,
     /// SHA-256 hex of the server's canonical policy.
     pub policy_sha256: String,
+    /// The person has not confirmed this (MDM-enrolled) device yet: no API key comes.
+    pub device_unverified: bool,
+    /// Where the person confirms the device, while it is unverified.
+    pub confirm_url: Option<String>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -64,6 +68,8 @@ impl fmt::Debug for Snapshot {
             .field("offline_rule", &self.offline_rule)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("policy_sha256", &self.policy_sha256)
+            .field("device_unverified", &self.device_unverified)
+            .field("confirm_url", &self.confirm_url)
             .finish()
     }
 }

@@ -527,6 +527,8 @@ impl Agent {
             offline_rule,
             api_key,
             policy_sha256,
+            device_unverified,
+            confirm_url,
         } = snapshot;
         let refuse = |agent: &mut Agent, error: String| {
             tracing::warn!(version, %error, "refusing a snapshot; keeping the last good policy");
@@ -548,6 +550,15 @@ impl Agent {
         if let Err(e) = stored {
             return refuse(self, format!("cannot store the API key: {e}"));
         }
+        // An unconfirmed (MDM-enrolled) device tells its developer where to confirm it.
+        self.enforcer
+            .set_announcement(confirm_url.as_deref().filter(|_| device_unverified).map(|url| {
+                format!(
+                    "Palisade: confirm that this computer is yours to receive your organisation's API key: {url}"
+                )
+            }));
+        self.status.device_unverified = device_unverified;
+        self.status.confirm_url = confirm_url.filter(|_| device_unverified);
         let written = match self.enforcer.apply(&policy) {
             Ok(written) => written,
             Err(e) => return refuse(self, e.to_string()),

@@ -149,6 +149,9 @@ pub struct RenderOptions {
     pub api_key_helper_ttl_ms: u64,
     /// Platform the file is written for.
     pub os: TargetOs,
+    /// A line Claude Code shows at start (`companyAnnouncements`): set while the device waits
+    /// for its person to confirm it, with the page to do so.
+    pub announcement: Option<String>,
 }
 
 impl Default for RenderOptions {
@@ -157,6 +160,7 @@ impl Default for RenderOptions {
             api_key_helper: None,
             api_key_helper_ttl_ms: DEFAULT_API_KEY_HELPER_TTL_MS,
             os: TargetOs::current(),
+            announcement: None,
         }
     }
 }
@@ -574,6 +578,16 @@ pub fn render(policy: &Policy, opts: &RenderOptions) -> Value {
     if !sandbox.is_empty() {
         root.insert("sandbox".to_owned(), Value::Object(sandbox));
     }
+    if let Some(text) = opts
+        .announcement
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        root.insert(
+            "companyAnnouncements".to_owned(),
+            Value::Array(vec![Value::String(text.to_owned())]),
+        );
+    }
     sort_keys(Value::Object(root))
 }
 
@@ -617,7 +631,23 @@ mod tests {
             api_key_helper: None,
             api_key_helper_ttl_ms: DEFAULT_API_KEY_HELPER_TTL_MS,
             os: TargetOs::Linux,
+            announcement: None,
         }
+    }
+
+    #[test]
+    fn an_announcement_becomes_company_announcements() {
+        let policy = Policy::default();
+        let plain = render(&policy, &linux());
+        assert!(plain.get("companyAnnouncements").is_none());
+        let opts = RenderOptions {
+            announcement: Some("confirm at https://cp/x".into()),
+            ..linux()
+        };
+        assert_eq!(
+            render(&policy, &opts)["companyAnnouncements"],
+            serde_json::json!(["confirm at https://cp/x"])
+        );
     }
 
     fn deny_of(v: &Value) -> Vec<String> {

@@ -62,6 +62,14 @@ pub struct Device {
     pub ca_cert_path: Option<PathBuf>,
     /// When `enroll` ran (Unix ms).
     pub enrolled_at_unix_ms: i64,
+    /// Whether the person is proven; false after MDM enrollment until they confirm the device.
+    /// (Files from before this field were enrolled by name only: the server decides.)
+    #[serde(default = "verified_by_default")]
+    pub verified: bool,
+}
+
+fn verified_by_default() -> bool {
+    true
 }
 
 impl fmt::Debug for Device {
@@ -74,6 +82,7 @@ impl fmt::Debug for Device {
             .field("org", &self.org)
             .field("ca_cert_path", &self.ca_cert_path)
             .field("enrolled_at_unix_ms", &self.enrolled_at_unix_ms)
+            .field("verified", &self.verified)
             .finish()
     }
 }
@@ -121,6 +130,10 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Conditions an administrator should see.
     pub warnings: Vec<Warning>,
+    /// The person has not confirmed this device yet (MDM enrollment): no API key is delivered.
+    pub device_unverified: bool,
+    /// Where the person confirms it (sign-in required), while unverified.
+    pub confirm_url: Option<String>,
     /// Set by a wipe; cleared by the first snapshot after re-enrolling.
     pub wiped: Option<WipeRecord>,
     /// Last restored tamper event.
@@ -353,6 +366,7 @@ mod tests {
             org: "acme".into(),
             ca_cert_path: None,
             enrolled_at_unix_ms: 1,
+            verified: true,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::domain::Actor;
 use crate::grpc::{AgentGrpc, StreamSettings};
 use crate::scim::{self, error::ScimError, ScimSettings, ScimState, SCIM_PREFIX};
 use crate::store::Store;
+use crate::web::{self, WebState};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct ServeConfig {
     /// Key that encrypts API keys at rest; without it API keys cannot be set or delivered.
     pub secrets_key: Option<SecretsKey>,
     pub stream: StreamSettings,
+    /// The public base URL of the HTTP port (sign-in pages, the IdP callback); default: the
+    /// bound address.
+    pub public_url: Option<String>,
 }
 
 /// Refuses configurations that would expose credentials in clear text.
@@ -58,14 +62,15 @@ pub fn check_transport(config: &ServeConfig) -> anyhow::Result<()> {
     }
 }
 
-/// The HTTP application: `/healthz`, `/readyz` and the SCIM API.
-pub fn http_app(store: Store, settings: ScimSettings) -> Router {
+/// The HTTP application: `/healthz`, `/readyz`, the SCIM API and the sign-in pages.
+pub fn http_app(store: Store, settings: ScimSettings, web: WebState) -> Router {
     let max_body = settings.max_body_bytes;
     let state = ScimState::new(store.clone(), settings);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(store))
         .nest(SCIM_PREFIX, scim::router(state))
+        .merge(web::router(web))
         .fallback(|| async { ScimError::not_found("not found") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
@@ -112,7 +117,7 @@ pub async fn serve(
     }
 
     if created {
-        let (_, enroll) = store
+        let (token, enroll) = store
             .create_enroll_token(&org.id, None, &Actor::Cli)
             .await
             .context("minting the first enrollment token")?;
@@ -120,6 +125,23 @@ pub async fn serve(
             "Agent enrollment token for organisation \"{}\" (shown once): {}",
             org.slug, enroll
         );
+        println!(
+            "The enrollment token expires {}; replace it with `enroll-token rotate --org {}`.",
+            token
+                .expires_at
+                .map(crate::domain::to_rfc3339)
+                .unwrap_or_default(),
+            org.slug
+        );
+    }
+    // Users stored before sign-in existed get their primary email indexed for matching.
+    match store
+        .backfill_primary_emails(crate::scim::users::primary_email)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(users = n, "indexed primary emails for sign-in matching"),
+        Err(e) => tracing::warn!(error = %e, "indexing primary emails failed"),
     }
 
     let listener = std::net::TcpListener::bind(config.http_addr)
@@ -135,10 +157,16 @@ pub async fn serve(
         tls,
         ..config.scim.clone()
     };
-    let app = http_app(store.clone(), settings);
     let scheme = if tls { "https" } else { "http" };
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
+    let web_state = WebState::new(store.clone(), config.secrets_key.clone(), &public_url)?;
+    let app = http_app(store.clone(), settings, web_state);
     println!("gRPC agent endpoint: {scheme}://{grpc_local}");
     println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
+    println!("Sign-in pages: {public_url}/enroll/device");
     tracing::info!(%local, %grpc_local, tls, backend = ?store.backend(), "control plane listening");
 
     // One shutdown signal fans out to every listener and background task.
@@ -156,7 +184,7 @@ pub async fn serve(
     tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
 
     let grpc_service = palisade_proto::v1::agent_service_server::AgentServiceServer::new(
-        AgentGrpc::new(distributor, config.stream),
+        AgentGrpc::new(distributor, config.stream, public_url.clone()),
     );
     let mut grpc_builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -202,14 +230,17 @@ pub async fn serve(
             });
             axum_server::from_tcp_rustls(listener, tls_config)
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                 .await?;
         }
         _ => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .await?;
         }
     }
     match grpc_task.await {

@@ -1,5 +1,6 @@
 //! Palisade control plane: a SCIM 2.0 service provider for identity providers, the store behind
-//! it, and (next) the policy engine and the gRPC policy stream to workstation agents.
+//! it, the policy engine, the gRPC policy stream to workstation agents, and the web pages where
+//! people sign in with their IdP to enroll their devices.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -11,3 +12,4 @@ pub mod grpc;
 pub mod policy;
 pub mod scim;
 pub mod store;
+pub mod web;

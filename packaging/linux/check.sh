@@ -316,6 +316,10 @@ else
   user_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/scim.json")
   printf 'sk-ant-api03-linux-check-1' | "$cp_bin" api-key set --org default >/dev/null 2>"$tmp/apikey.err" \
     || { cat "$tmp/apikey.err" >&2; die "api-key set failed"; }
+  # The MDM method below delivers the key only to verified devices: this organisation trusts
+  # its MDM's claim of who uses the machine (SECURITY.md explains the trade-off).
+  "$cp_bin" org settings --org default --trust-mdm-identity true >/dev/null 2>"$tmp/trust.err" \
+    || { cat "$tmp/trust.err" >&2; die "org settings --trust-mdm-identity failed"; }
 
   # The developer: uid 4242 (no passwd entry needed), a 0700 home and ~/.claude, a login.
   dev=4242

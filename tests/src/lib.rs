@@ -9,6 +9,8 @@
 //! overridable with `PALISADE_TEST_POSTGRES`). When PostgreSQL is unreachable the PostgreSQL
 //! variants FAIL with a message saying so; they never skip silently.
 
+pub mod workstation;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;

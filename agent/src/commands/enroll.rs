@@ -1,31 +1,67 @@
-//! `palisade-agent enroll`: trades an organisation enrollment token and the user's userName
-//! for a device credential (gRPC `Enroll`) and saves the enrollment in `device.json` (and a
-//! copy of the pinned CA in `ca.pem`). A running `run` notices the new `device.json` and
-//! connects.
+//! `palisade-agent enroll`: binds this device to a proven person and saves the enrollment in
+//! `device.json` (and a copy of the pinned CA in `ca.pem`). Three ways:
+//! - `--login`: prints a sign-in URL and a code, opens the browser where it can, and waits
+//!   while the person signs in with the organisation's IdP on the control plane and confirms
+//!   the device (on an enrolled, unverified device this confirms it instead);
+//! - `--code C`: a per-user activation code from the administrator;
+//! - `--enroll-token T --user U`: the MDM fleet token plus the person the MDM names; the
+//!   device stays unverified (policy, no API key) until that person confirms it.
+//!
+//! Every way sends the machine's installation key, so running it again renews the same device.
+//! A running `run` notices the new `device.json` and connects.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 
 use crate::config::Paths;
-use crate::grpc::{self, ClientError, ServerTarget};
+use crate::grpc::{self, ClientError, Credential, DeviceFacts, Poll, ServerTarget};
 use crate::now_unix_ms;
 use crate::state::{Device, StateDir};
+
+/// How the device proves its person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// Interactive sign-in with the organisation's IdP.
+    Login {
+        /// The organisation's slug.
+        org: String,
+        /// Try to open the sign-in page in a browser.
+        open_browser: bool,
+    },
+    /// A per-user activation code.
+    Code(String),
+    /// The MDM fleet token and the person MDM names.
+    FleetToken {
+        /// The organisation's enrollment token.
+        token: String,
+        /// The person's userName.
+        user: String,
+    },
+}
 
 /// What `enroll` was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollArgs {
     /// `--server`.
     pub server: String,
-    /// `--enroll-token`.
-    pub enroll_token: String,
-    /// `--user`.
-    pub user: String,
+    /// How.
+    pub method: Method,
     /// `--ca-cert`.
     pub ca_cert: Option<PathBuf>,
 }
 
-/// Enrolls and saves the device.
+fn refusal(target: &ServerTarget, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Refused { message, .. } => {
+            anyhow!("enrollment refused by {}: {message}", target.url())
+        }
+        other => anyhow!(other),
+    }
+}
+
+/// Enrolls (or confirms) and saves the device.
 pub async fn enroll(paths: &Paths, args: &EnrollArgs) -> anyhow::Result<Device> {
     let ca_pem = match &args.ca_cert {
         Some(path) => Some(
@@ -43,17 +79,65 @@ pub async fn enroll(paths: &Paths, args: &EnrollArgs) -> anyhow::Result<Device> 
             paths.state_dir.display()
         )
     })?;
+    let facts = DeviceFacts {
+        hostname: hostname(),
+        install_key: crate::install_key::load_or_create(&state)
+            .context("cannot create the installation key")?,
+    };
+    let existing = state
+        .load_device()
+        .ok()
+        .flatten()
+        .filter(|d| d.server_url == target.url());
 
-    let enrollment = grpc::enroll(&target, &args.enroll_token, &args.user, &hostname())
-        .await
-        .map_err(|e| match e {
-            ClientError::Refused { code, message } => anyhow!(
-                "enrollment refused by {}: {message} (gRPC status {code:?})",
-                target.url()
-            ),
-            other => anyhow!(other),
-        })?;
-
+    let enrollment = match &args.method {
+        Method::FleetToken { token, user } => {
+            // MDM runs this on every check-in: the same person on the same server is a no-op.
+            if let Some(d) = existing.filter(|d| d.user_name.eq_ignore_ascii_case(user)) {
+                println!(
+                    "already enrolled as {} (device {}); nothing to do",
+                    d.user_name, d.device_id
+                );
+                return Ok(d);
+            }
+            let credential = Credential::FleetToken {
+                token: token.clone(),
+                user_name: user.clone(),
+            };
+            grpc::enroll(&target, &credential, &facts)
+                .await
+                .map_err(|e| refusal(&target, e))?
+        }
+        Method::Code(code) => {
+            grpc::enroll(&target, &Credential::ActivationCode(code.clone()), &facts)
+                .await
+                .map_err(|e| refusal(&target, e))?
+        }
+        Method::Login { org, open_browser } => {
+            let confirming = existing.as_ref().filter(|d| !d.verified);
+            let enrollment = sign_in(
+                &target,
+                org,
+                &facts,
+                confirming.map(|d| d.device_credential.as_str()),
+                *open_browser,
+            )
+            .await?;
+            if let (Some(d), true) = (confirming, enrollment.device_credential.is_empty()) {
+                let device = Device {
+                    verified: true,
+                    ..d.clone()
+                };
+                state.save_device(&device)?;
+                println!("this device is now confirmed as {}'s", device.user_name);
+                return Ok(device);
+            }
+            enrollment
+        }
+    };
+    if enrollment.device_credential.is_empty() {
+        bail!("the control plane returned no device credential");
+    }
     let ca_cert_path = match &ca_pem {
         Some(pem) => Some(state.save_ca(pem)?),
         None => None,
@@ -66,9 +150,75 @@ pub async fn enroll(paths: &Paths, args: &EnrollArgs) -> anyhow::Result<Device> 
         org: enrollment.org_slug,
         ca_cert_path,
         enrolled_at_unix_ms: now_unix_ms(),
+        verified: enrollment.verified,
     };
     state.save_device(&device)?;
     Ok(device)
+}
+
+/// The interactive sign-in: show the link and code, then poll until the person confirms.
+async fn sign_in(
+    target: &ServerTarget,
+    org: &str,
+    facts: &DeviceFacts,
+    device_credential: Option<&str>,
+    open_browser: bool,
+) -> anyhow::Result<grpc::Enrollment> {
+    let started = grpc::start_sign_in(target, org, facts, device_credential)
+        .await
+        .map_err(|e| refusal(target, e))?;
+    println!("To enroll this device, open this page and sign in with your organisation's account:");
+    println!("{}", started.verification_uri_complete);
+    println!(
+        "Check that the page shows the code {} (or enter it at {}).",
+        started.user_code, started.verification_uri
+    );
+    println!(
+        "Waiting for you to confirm (the code expires in {} minutes)...",
+        started.expires_in.as_secs() / 60
+    );
+    if open_browser {
+        try_open_browser(&started.verification_uri_complete);
+    }
+    let deadline = Instant::now() + started.expires_in;
+    let mut interval = started.interval;
+    loop {
+        tokio::time::sleep(interval).await;
+        if Instant::now() > deadline {
+            bail!("the sign-in code expired; run the command again");
+        }
+        match grpc::poll_sign_in(target, &started.device_code, facts).await {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::SlowDown) => interval += Duration::from_secs(5),
+            Ok(Poll::Done(e)) => return Ok(e),
+            Err(ClientError::Unreachable { .. }) => {} // keep waiting through a network blip
+            Err(e) => return Err(refusal(target, e)),
+        }
+    }
+}
+
+/// Best effort: the person can always copy the printed link. Never as another user (sudo).
+fn try_open_browser(url: &str) {
+    if std::env::var_os("SUDO_USER").is_some() || std::env::var_os("PALISADE_NO_BROWSER").is_some()
+    {
+        return;
+    }
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        "xdg-open"
+    } else {
+        return;
+    };
+    let _ = std::process::Command::new(program)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
 }
 
 /// This machine's name, for the server's device list.
@@ -114,8 +264,10 @@ mod tests {
         };
         let args = EnrollArgs {
             server: "http://cp.example.com:1".into(),
-            enroll_token: "t".into(),
-            user: "u".into(),
+            method: Method::FleetToken {
+                token: "t".into(),
+                user: "u".into(),
+            },
             ca_cert: None,
         };
         let err = enroll(&paths, &args).await.unwrap_err().to_string();

@@ -44,6 +44,10 @@ pub struct StatusReport {
     pub offline_lockdown: bool,
     /// A wipe happened (and no policy arrived since).
     pub wiped: bool,
+    /// Whether the person is proven (`false`: MDM enrollment waiting for them to confirm).
+    pub verified: bool,
+    /// Where the person confirms this device, while unverified.
+    pub confirm_url: Option<String>,
     /// The wipe's details.
     pub wipe: Option<WipeRecord>,
     /// Conditions an administrator should see.
@@ -111,6 +115,11 @@ pub fn gather(paths: &Paths) -> StatusReport {
             .or(status.offline_rule),
         offline_lockdown: status.offline_lockdown,
         wiped: status.wiped.is_some(),
+        verified: device.as_ref().is_some_and(|d| d.verified) && !status.device_unverified,
+        confirm_url: status
+            .confirm_url
+            .clone()
+            .filter(|_| status.device_unverified),
         wipe: status.wiped,
         warnings: status.warnings,
         last_error: status.last_error,
@@ -177,6 +186,19 @@ pub fn render_text(r: &StatusReport) -> String {
             .map(|p| format!(" (CA pinned: {p})"))
             .unwrap_or_default();
         line("server:", format!("{}{pin}", or_dash(&r.server_url)));
+        if r.verified {
+            line("identity:", "verified".to_owned());
+        } else {
+            line(
+                "identity:",
+                match &r.confirm_url {
+                    Some(url) => format!(
+                        "not yet confirmed by its person: no API key until they open {url} and confirm (or run `palisade-agent enroll --login`)"
+                    ),
+                    None => "not yet confirmed by its person: no API key until they run `palisade-agent enroll --login`".to_owned(),
+                },
+            );
+        }
     } else {
         line("enrolled:", "no".to_owned());
     }
@@ -313,6 +335,7 @@ mod tests {
                 org: "acme".into(),
                 ca_cert_path: None,
                 enrolled_at_unix_ms: 1,
+                verified: true,
             })
             .unwrap();
         state.save_api_key("sk-SECRET").unwrap();

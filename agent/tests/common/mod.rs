@@ -17,6 +17,7 @@ pub fn opts(os: TargetOs, helper: bool) -> RenderOptions {
         api_key_helper: helper.then(|| command.to_owned()),
         api_key_helper_ttl_ms: DEFAULT_API_KEY_HELPER_TTL_MS,
         os,
+        announcement: None,
     }
 }
 

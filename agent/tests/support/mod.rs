@@ -89,7 +89,22 @@ impl AgentService for FakeService {
             device_credential: CREDENTIAL.into(),
             org_slug: ORG.into(),
             user_name: USER.into(),
+            verified: true,
         }))
+    }
+
+    async fn start_sign_in(
+        &self,
+        _request: Request<pb::StartSignInRequest>,
+    ) -> Result<Response<pb::StartSignInResponse>, Status> {
+        Err(Status::unimplemented("the fake server has no sign-in"))
+    }
+
+    async fn poll_sign_in(
+        &self,
+        _request: Request<pb::PollSignInRequest>,
+    ) -> Result<Response<pb::PollSignInResponse>, Status> {
+        Err(Status::unimplemented("the fake server has no sign-in"))
     }
 
     type StreamPolicyStream =
@@ -345,6 +360,7 @@ pub fn snapshot(
             offline_rule: offline_rule as i32,
             api_key: api_key.map(str::to_owned),
             policy_sha256: format!("sha-{version}"),
+            ..Default::default()
         })),
     }
 }

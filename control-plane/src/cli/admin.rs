@@ -83,9 +83,21 @@ pub enum EnrollTokenCommand {
     Create {
         #[arg(long)]
         org: String,
-        /// Lifetime such as 30d, 12h, 90m; no expiry when absent.
+        /// Lifetime such as 30d, 12h, 90m (at most 365d).
+        #[arg(long, default_value = "30d")]
+        expires_in: String,
+    },
+    /// Mint a new enrollment token and make the others expire after an overlap, so MDM
+    /// profiles can be switched over; prints only the new token.
+    Rotate {
         #[arg(long)]
-        expires_in: Option<String>,
+        org: String,
+        /// How long the previous tokens keep working (e.g. 7d; 0 ends them now).
+        #[arg(long, default_value = "7d")]
+        overlap: String,
+        /// Lifetime of the new token (at most 365d).
+        #[arg(long, default_value = "30d")]
+        expires_in: String,
     },
     /// List enrollment tokens (never their secrets).
     List {
@@ -136,6 +148,20 @@ pub struct OrgSettingsArgs {
     /// Deprovision a user when removed from their last synced group (true/false).
     #[arg(long)]
     pub deprovision_without_groups: Option<bool>,
+    /// Trust the person the MDM names at enrollment (true/false). Off by default: with it, anyone
+    /// holding the fleet enrollment token can enroll as any active person and receive their API
+    /// key. Turn on only when MDM itself proves who uses each machine.
+    #[arg(long)]
+    pub trust_mdm_identity: Option<bool>,
+}
+
+/// An enrollment token's expiry from a lifetime (at most a year: a fleet secret must turn over).
+fn token_expiry(lifetime: &str) -> anyhow::Result<Micros> {
+    let secs = parse_duration_secs(lifetime)?;
+    if secs > 365 * 24 * 3600 {
+        anyhow::bail!("an enrollment token lives at most 365d");
+    }
+    Ok(crate::domain::now_micros() + secs.saturating_mul(1_000_000))
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s` into seconds.
@@ -332,15 +358,26 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
     match cmd {
         EnrollTokenCommand::Create { org, expires_in } => {
             let o = find_org(store, &org).await?;
-            let expires_at: Option<Micros> = match expires_in {
-                Some(d) => Some(
-                    crate::domain::now_micros()
-                        + parse_duration_secs(&d)?.saturating_mul(1_000_000),
-                ),
-                None => None,
+            let expires_at = token_expiry(&expires_in)?;
+            let (_, secret) = store
+                .create_enroll_token(&o.id, Some(expires_at), &Actor::Cli)
+                .await?;
+            println!("{secret}");
+        }
+        EnrollTokenCommand::Rotate {
+            org,
+            overlap,
+            expires_in,
+        } => {
+            let o = find_org(store, &org).await?;
+            let expires_at = token_expiry(&expires_in)?;
+            let overlap = if overlap.trim() == "0" {
+                0
+            } else {
+                parse_duration_secs(&overlap)?.saturating_mul(1_000_000)
             };
             let (_, secret) = store
-                .create_enroll_token(&o.id, expires_at, &Actor::Cli)
+                .rotate_enroll_token(&o.id, Some(expires_at), overlap, &Actor::Cli)
                 .await?;
             println!("{secret}");
         }
@@ -501,15 +538,19 @@ pub async fn org_settings(store: &Store, args: OrgSettingsArgs) -> anyhow::Resul
     if let Some(d) = args.deprovision_without_groups {
         s.deprovision_without_groups = d;
     }
+    if let Some(t) = args.trust_mdm_identity {
+        s.trust_mdm_identity = t;
+    }
     store
         .set_org_settings(&o.id, &s, &Actor::Cli, "org.settings.set")
         .await?;
     println!(
-        "{}: offline rule {}, grace {}s, deprovision without groups: {}",
+        "{}: offline rule {}, grace {}s, deprovision without groups: {}, trust MDM identity: {}",
         args.org,
         s.offline_rule.as_str().replace('_', "-"),
         s.offline_grace_seconds,
-        s.deprovision_without_groups
+        s.deprovision_without_groups,
+        s.trust_mdm_identity
     );
     Ok(())
 }

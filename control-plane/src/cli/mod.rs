@@ -1,7 +1,8 @@
-//! The command line: `serve`, `org`, `scim-token`, `policy`, `role-map`, `enroll-token` and
-//! `api-key` subcommands, as operators script them.
+//! The command line: `serve`, `org`, `scim-token`, `policy`, `role-map`, `enroll-token`,
+//! `api-key`, `oidc`, `invite`, `device` and `audit` subcommands, as operators script them.
 
 mod admin;
+mod identity;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,15 @@ pub struct Cli {
     /// PALISADE_SECRETS_KEY holds the key itself).
     #[arg(long, global = true, env = "PALISADE_SECRETS_KEY_FILE")]
     pub secrets_key_file: Option<PathBuf>,
+
+    /// The control plane's public HTTP base URL (sign-in pages and the IdP redirect URL), e.g.
+    /// https://palisade.example.com. Default for `serve`: the bound HTTP address.
+    #[arg(long, global = true, env = "PALISADE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// The agents' gRPC URL as laptops reach it, for printed enroll commands.
+    #[arg(long, global = true, env = "PALISADE_PUBLIC_GRPC_URL")]
+    pub public_grpc_url: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -69,6 +79,15 @@ pub enum Command {
     ApiKey(admin::ApiKeyCommand),
     /// Show the audit trail of an organisation, a user (with their devices) or a group.
     Audit(admin::AuditArgs),
+    /// Sign-in with the organisation's identity provider (OpenID Connect).
+    #[command(subcommand)]
+    Oidc(identity::OidcCommand),
+    /// Per-user activation codes for enrolling a device.
+    #[command(subcommand)]
+    Invite(identity::InviteCommand),
+    /// Enrolled devices.
+    #[command(subcommand)]
+    Device(identity::DeviceCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,6 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     keepalive: std::time::Duration::from_secs(args.keepalive_seconds.max(1)),
                     ..Default::default()
                 },
+                public_url: cli.public_url.clone(),
             };
             app::serve(config, app::shutdown_signal()).await
         }
@@ -205,6 +225,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
         Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
         Command::Audit(args) => admin::audit(&open(&url).await?, args).await,
+        Command::Oidc(cmd) => {
+            identity::oidc(&open(&url).await?, secrets, cli.public_url.as_deref(), cmd).await
+        }
+        Command::Invite(cmd) => {
+            let grpc = cli
+                .public_grpc_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:50051".to_string());
+            identity::invite(&open(&url).await?, cli.public_url.as_deref(), &grpc, cmd).await
+        }
+        Command::Device(cmd) => identity::device(&open(&url).await?, cmd).await,
         Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;

@@ -1,6 +1,6 @@
 //! Enrollment tokens and enrolled devices (one workstation agent each, bound to one user).
 
-use super::Micros;
+use super::{EnrollMethod, Micros};
 
 /// An organisation enrollment token as listed (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,9 @@ pub struct Enrollment {
     pub org_slug: String,
     pub user_id: String,
     pub user_name: String,
+    /// Whether the person is proven (sign-in, activation code, or a trusted MDM).
+    pub verified: bool,
+    pub method: EnrollMethod,
 }
 
 /// A device whose credential authenticated a stream.
@@ -41,6 +44,8 @@ pub struct DeviceAuth {
     pub user_id: String,
     /// Set when the device was revoked (deprovisioning); the agent must wipe.
     pub revoked_reason: Option<String>,
+    /// Unverified devices get the policy but never the API key.
+    pub verified: bool,
 }
 
 /// A device as listed for operators.
@@ -48,6 +53,7 @@ pub struct DeviceAuth {
 pub struct Device {
     pub id: String,
     pub user_id: String,
+    pub user_name: String,
     pub hostname: String,
     pub os: String,
     pub agent_version: String,
@@ -58,4 +64,8 @@ pub struct Device {
     pub revoked_at: Option<Micros>,
     pub revoked_reason: Option<String>,
     pub wiped_at: Option<Micros>,
+    pub verified: bool,
+    /// `sign-in`, `activation-code`, `mdm-token`, or empty for devices enrolled before methods
+    /// were recorded.
+    pub enroll_method: String,
 }

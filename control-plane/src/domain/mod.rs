@@ -2,8 +2,13 @@
 //! No I/O and no wire formats here: the SCIM attribute document is carried as opaque JSON.
 
 mod devices;
+mod identity;
 
 pub use devices::{Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment};
+pub use identity::{
+    DeviceGrant, EnrollMethod, GrantStatus, IdentityClaim, Invite, MatchAttribute, OidcConfig,
+    SignedInPerson,
+};
 
 use serde_json::Value;
 
@@ -66,9 +71,25 @@ pub struct ScimToken {
 /// Who made a change, as recorded in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    ScimToken { id: String, label: String },
-    EnrollToken { id: String },
-    Device { id: String },
+    ScimToken {
+        id: String,
+        label: String,
+    },
+    EnrollToken {
+        id: String,
+    },
+    Device {
+        id: String,
+    },
+    /// A person signed in with the organisation's IdP.
+    Person {
+        user_id: String,
+        user_name: String,
+    },
+    /// A per-user activation code.
+    Invite {
+        id: String,
+    },
     Cli,
 }
 
@@ -78,6 +99,11 @@ impl Actor {
             Actor::ScimToken { id, .. } => format!("scim-token:{id}"),
             Actor::EnrollToken { id } => format!("enroll-token:{id}"),
             Actor::Device { id } => format!("device:{id}"),
+            Actor::Person { user_name, .. } if !user_name.is_empty() => {
+                format!("person:{user_name}")
+            }
+            Actor::Person { user_id, .. } => format!("person:{user_id}"),
+            Actor::Invite { id } => format!("invite:{id}"),
             Actor::Cli => "cli".to_string(),
         }
     }
@@ -107,6 +133,8 @@ pub struct UserWrite {
     pub external_id: Option<String>,
     pub active: bool,
     pub primary_role: Option<String>,
+    /// The primary (or only) email, for matching a sign-in to the person.
+    pub primary_email: Option<String>,
     pub attributes: Value,
 }
 

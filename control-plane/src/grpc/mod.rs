@@ -2,7 +2,9 @@
 //! The only layer, with `convert.rs`, that sees generated protobuf types.
 
 mod convert;
+mod enroll;
 mod progress;
 mod service;
 
+pub use enroll::ENROLL_REFUSED;
 pub use service::{AgentGrpc, StreamSettings};

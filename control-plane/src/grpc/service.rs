@@ -19,9 +19,9 @@ use super::convert;
 use super::progress::ProgressRecorder;
 use crate::distribution::hub::Wakeup;
 use crate::distribution::Distributor;
-use crate::domain::{now_micros, DeviceAuth, DeviceInfo};
+use crate::domain::{now_micros, DeviceAuth};
 use crate::policy::EffectivePolicy;
-use crate::store::{DeviceReport, EnrollRefusal, StoreError};
+use crate::store::{DeviceReport, StoreError};
 
 /// Timing of the policy stream.
 #[derive(Debug, Clone, Copy)]
@@ -44,28 +44,35 @@ impl Default for StreamSettings {
 /// The service, shared by every connection.
 #[derive(Clone)]
 pub struct AgentGrpc {
-    distributor: Distributor,
+    pub(super) distributor: Distributor,
     settings: StreamSettings,
     progress: ProgressRecorder,
+    /// The control plane's public HTTP base URL, for the sign-in pages' links.
+    pub(super) public_url: String,
 }
 
 impl AgentGrpc {
-    pub fn new(distributor: Distributor, settings: StreamSettings) -> AgentGrpc {
+    pub fn new(
+        distributor: Distributor,
+        settings: StreamSettings,
+        public_url: String,
+    ) -> AgentGrpc {
         let progress = ProgressRecorder::spawn(distributor.store.clone());
         AgentGrpc {
             distributor,
             settings,
             progress,
+            public_url,
         }
     }
 }
 
-fn internal(e: StoreError) -> Status {
+pub(super) fn internal(e: StoreError) -> Status {
     tracing::error!(error = %e, "store failure while serving an agent");
     Status::internal("internal error; retry later")
 }
 
-fn bearer<T>(req: &Request<T>) -> Option<String> {
+pub(super) fn bearer<T>(req: &Request<T>) -> Option<String> {
     let v = req.metadata().get("authorization")?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
@@ -97,45 +104,21 @@ impl pb::agent_service_server::AgentService for AgentGrpc {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
-        let r = request.into_inner();
-        if r.enroll_token.is_empty() || r.enroll_token.len() > 200 {
-            return Err(Status::unauthenticated("an enrollment token is required"));
-        }
-        if r.user_name.trim().is_empty() || r.user_name.len() > 512 {
-            return Err(Status::invalid_argument("a userName is required"));
-        }
-        let info = DeviceInfo {
-            hostname: r.hostname,
-            os: r.os,
-            agent_version: r.agent_version,
-        };
-        let store = &self.distributor.store;
-        match store
-            .enroll_device(&r.enroll_token, r.user_name.trim(), &info)
-            .await
-            .map_err(internal)?
-        {
-            Ok(e) => {
-                tracing::info!(device_id = %e.device_id, user = %e.user_name, org = %e.org_slug, "device enrolled");
-                // Make sure the user has a stored policy before the agent's first stream.
-                if let Err(err) = self.distributor.recompute_user(&e.user_id).await {
-                    tracing::error!(error = %err, "computing the policy of a newly enrolled user failed");
-                }
-                Ok(Response::new(pb::EnrollResponse {
-                    device_id: e.device_id,
-                    device_credential: e.credential,
-                    org_slug: e.org_slug,
-                    user_name: e.user_name,
-                }))
-            }
-            Err(refusal) => Err(match refusal {
-                EnrollRefusal::InvalidToken | EnrollRefusal::ExpiredToken => {
-                    Status::unauthenticated(refusal.to_string())
-                }
-                EnrollRefusal::UnknownUser(_) => Status::not_found(refusal.to_string()),
-                EnrollRefusal::InactiveUser(_) => Status::failed_precondition(refusal.to_string()),
-            }),
-        }
+        self.enroll_rpc(request).await
+    }
+
+    async fn start_sign_in(
+        &self,
+        request: Request<pb::StartSignInRequest>,
+    ) -> Result<Response<pb::StartSignInResponse>, Status> {
+        self.start_sign_in_rpc(request).await
+    }
+
+    async fn poll_sign_in(
+        &self,
+        request: Request<pb::PollSignInRequest>,
+    ) -> Result<Response<pb::PollSignInResponse>, Status> {
+        self.poll_sign_in_rpc(request).await
     }
 
     type StreamPolicyStream = ServerStream;
@@ -316,9 +299,23 @@ impl Session {
             .org_settings(&self.device.org_id)
             .await
             .unwrap_or_default();
-        let api_key = d
-            .api_key_for(&stored.org_id, stored.api_key_ref.as_deref())
-            .await;
+        // Read now, not at connection: the device may have been verified since (its person
+        // confirmed it) and the key goes only to a verified device of a person who is active
+        // right now — an enrollment that raced a deactivation must never receive it.
+        let standing = match d.store.device_standing(&self.device.device_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "checking the device before sending a snapshot failed");
+                return Ok(false);
+            }
+        };
+        let key_allowed = standing.verified && standing.live && standing.user_active;
+        let api_key = if key_allowed {
+            d.api_key_for(&stored.org_id, stored.api_key_ref.as_deref())
+                .await
+        } else {
+            None
+        };
         *nonce = uuid::Uuid::new_v4().simple().to_string();
         let snapshot = pb::PolicySnapshot {
             version,
@@ -329,6 +326,16 @@ impl Session {
             offline_rule: convert::offline_rule(settings.offline_rule) as i32,
             api_key,
             policy_sha256: stored.policy_sha256,
+            device_unverified: !standing.verified,
+            confirm_url: if standing.verified {
+                String::new()
+            } else {
+                format!(
+                    "{}/enroll/device/verify?device={}",
+                    self.grpc.public_url.trim_end_matches('/'),
+                    self.device.device_id
+                )
+            },
         };
         if !self.send(ServerMsg::Snapshot(snapshot)).await {
             return Err(());

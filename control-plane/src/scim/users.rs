@@ -47,6 +47,7 @@ fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
         .map(str::to_string);
     let active = doc.get("active").and_then(Value::as_bool).unwrap_or(true);
     let primary_role = primary_role(&doc)?;
+    let primary_email = primary_email(&doc);
     if let Value::Object(m) = &mut doc {
         for k in COLUMN_ATTRIBUTES {
             m.remove(k);
@@ -57,8 +58,26 @@ fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
         external_id,
         active,
         primary_role,
+        primary_email,
         attributes: doc,
     })
+}
+
+/// `emails[primary eq true].value`, or the first email's value: what a sign-in's email claim
+/// is matched against.
+pub fn primary_email(doc: &Value) -> Option<String> {
+    let Some(Value::Array(emails)) = doc.get("emails") else {
+        return None;
+    };
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .map(str::to_string)
 }
 
 /// The Palisade role named by `roles[primary eq true].value` (or by the only role given).

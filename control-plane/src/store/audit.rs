@@ -47,6 +47,31 @@ pub(crate) async fn record(
 }
 
 impl Store {
+    /// Records an event that is not part of another change (a sign-in, a refused sign-in).
+    pub async fn record_audit(
+        &self,
+        org_id: &str,
+        actor: &Actor,
+        action: &str,
+        resource_type: &str,
+        resource_id: Option<&str>,
+        detail: Value,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        record(
+            &mut tx,
+            org_id,
+            actor,
+            action,
+            resource_type,
+            resource_id,
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The audit events of one resource (or of the whole organisation), oldest first.
     pub async fn audit_events(
         &self,

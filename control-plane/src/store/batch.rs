@@ -20,6 +20,7 @@ pub(crate) struct CreateJob {
     pub actor: Actor,
     pub user: User,
     pub user_name_key: String,
+    pub primary_email_key: String,
     pub reply: oneshot::Sender<StoreResult<User>>,
 }
 
@@ -85,8 +86,8 @@ async fn commit(write: &AnyPool, backend: Backend, jobs: &[CreateJob]) -> StoreR
     for job in jobs {
         let u = &job.user;
         let done = sqlx::query(
-            "INSERT INTO users (id, org_id, user_name, external_id, active, primary_role, attributes, version, created_at, updated_at, user_name_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (id, org_id, user_name, external_id, active, primary_role, attributes, version, created_at, updated_at, user_name_key, primary_email_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
         )
         .bind(&u.id)
         .bind(&job.org_id)
@@ -99,6 +100,7 @@ async fn commit(write: &AnyPool, backend: Backend, jobs: &[CreateJob]) -> StoreR
         .bind(u.created_at)
         .bind(u.updated_at)
         .bind(&job.user_name_key)
+        .bind(&job.primary_email_key)
         .execute(&mut *tx)
         .await?;
         let ok = done.rows_affected() == 1;

@@ -6,29 +6,15 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::enrollment::{clip, DEVICE_CREDENTIAL_PREFIX};
 use super::secrets::{mint_secret, pick_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
-use crate::domain::{
-    now_micros, Actor, Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment, Micros,
-};
+use crate::domain::{now_micros, Actor, Device, DeviceAuth, EnrollToken, Micros};
 
 /// Every enrollment token starts with this.
 pub const ENROLL_TOKEN_PREFIX: &str = "pal_enroll_";
-/// Every device credential starts with this.
-pub const DEVICE_CREDENTIAL_PREFIX: &str = "pal_dev_";
-
-/// Why an enrollment was refused. Each carries a message meant for the person enrolling.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EnrollRefusal {
-    #[error("the enrollment token is not valid (unknown or revoked)")]
-    InvalidToken,
-    #[error("the enrollment token has expired; ask your administrator for a new one")]
-    ExpiredToken,
-    #[error("no user {0:?} is provisioned in this organisation")]
-    UnknownUser(String),
-    #[error("user {0:?} is deactivated and cannot enroll a device")]
-    InactiveUser(String),
-}
+/// Enrollment tokens expire after this unless told otherwise (the one printed at first start too).
+pub const DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS: Micros = 30 * 24 * 3600 * 1_000_000;
 
 fn enroll_token_from_row(r: &AnyRow) -> StoreResult<EnrollToken> {
     Ok(EnrollToken {
@@ -43,13 +29,14 @@ fn enroll_token_from_row(r: &AnyRow) -> StoreResult<EnrollToken> {
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, user_id, hostname, os, agent_version, enrolled_at, last_seen_at, applied_version, \
-     last_error, revoked_at, revoked_reason, wiped_at";
+    "d.id, d.user_id, u.user_name, d.hostname, d.os, d.agent_version, d.enrolled_at, d.last_seen_at, \
+     d.applied_version, d.last_error, d.revoked_at, d.revoked_reason, d.wiped_at, d.verified, d.enroll_method";
 
 fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
     Ok(Device {
         id: r.try_get("id")?,
         user_id: r.try_get("user_id")?,
+        user_name: r.try_get("user_name")?,
         hostname: r.try_get("hostname")?,
         os: r.try_get("os")?,
         agent_version: r.try_get("agent_version")?,
@@ -60,20 +47,53 @@ fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
         revoked_at: r.try_get("revoked_at")?,
         revoked_reason: r.try_get("revoked_reason")?,
         wiped_at: r.try_get("wiped_at")?,
+        verified: r.try_get::<i64, _>("verified")? != 0,
+        enroll_method: r
+            .try_get::<Option<String>, _>("enroll_method")?
+            .unwrap_or_default(),
     })
 }
 
-/// Caps free-text fields an agent sends, so a misbehaving client cannot bloat the store.
-fn clip(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
 impl Store {
-    /// Mints an enrollment token for the organisation, optionally expiring.
+    /// Mints an enrollment token for the organisation; it expires at `expires_at` (default:
+    /// [`DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS`] from now).
     pub async fn create_enroll_token(
         &self,
         org_id: &str,
         expires_at: Option<Micros>,
+        actor: &Actor,
+    ) -> StoreResult<(EnrollToken, String)> {
+        let expires_at =
+            Some(expires_at.unwrap_or_else(|| now_micros() + DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS));
+        self.mint_enroll_token(org_id, expires_at, None, actor)
+            .await
+    }
+
+    /// Rotates the organisation's enrollment token: mints a new one and makes every other live
+    /// token expire after `overlap` (or sooner if it already would), so MDM can switch over.
+    pub async fn rotate_enroll_token(
+        &self,
+        org_id: &str,
+        expires_at: Option<Micros>,
+        overlap: Micros,
+        actor: &Actor,
+    ) -> StoreResult<(EnrollToken, String)> {
+        let expires_at =
+            Some(expires_at.unwrap_or_else(|| now_micros() + DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS));
+        self.mint_enroll_token(
+            org_id,
+            expires_at,
+            Some(now_micros() + overlap.max(0)),
+            actor,
+        )
+        .await
+    }
+
+    async fn mint_enroll_token(
+        &self,
+        org_id: &str,
+        expires_at: Option<Micros>,
+        others_end_by: Option<Micros>,
         actor: &Actor,
     ) -> StoreResult<(EnrollToken, String)> {
         let secret = mint_secret(ENROLL_TOKEN_PREFIX);
@@ -98,14 +118,25 @@ impl Store {
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
+        if let Some(end) = others_end_by {
+            sqlx::query(
+                "UPDATE enroll_tokens SET expires_at = $1 WHERE org_id = $2 AND id <> $3 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $1)",
+            )
+            .bind(end)
+            .bind(org_id)
+            .bind(&token.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         audit::record(
             &mut tx,
             org_id,
             actor,
-            "enroll-token.create",
+            if others_end_by.is_some() { "enroll-token.rotate" } else { "enroll-token.create" },
             "EnrollToken",
             Some(&token.id),
-            json!({"prefix": token.prefix, "expiresAt": expires_at}),
+            json!({"prefix": token.prefix, "expiresAt": expires_at, "othersExpireAt": others_end_by}),
         )
         .await?;
         tx.commit().await?;
@@ -161,81 +192,36 @@ impl Store {
         })
     }
 
-    /// Enrolls a device for an active user of the token's organisation.
-    pub async fn enroll_device(
-        &self,
-        enroll_token: &str,
-        user_name: &str,
-        info: &DeviceInfo,
-    ) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
-        let now = now_micros();
-        let mut tx = self.begin_write().await?;
-        let token = sqlx::query(
-            "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1",
+    /// What a device may receive right now: whether it is verified and live, and whether its
+    /// person is active (read together, so a snapshot never carries a key past a deactivation).
+    pub async fn device_standing(&self, device_id: &str) -> StoreResult<DeviceStanding> {
+        let row = sqlx::query(
+            "SELECT d.verified, d.revoked_at, u.active, u.deleted_at FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
         )
-        .bind(sha256_hex(enroll_token))
-        .fetch_optional(&mut *tx)
+        .bind(device_id)
+        .fetch_optional(&self.read)
         .await?;
-        let Some(token) = token else {
-            return Ok(Err(EnrollRefusal::InvalidToken));
+        let Some(r) = row else {
+            return Ok(DeviceStanding::default());
         };
-        let revoked: Option<i64> = token.try_get("revoked_at")?;
-        if revoked.is_some() {
-            return Ok(Err(EnrollRefusal::InvalidToken));
-        }
-        let expires: Option<i64> = token.try_get("expires_at")?;
-        if expires.is_some_and(|e| e <= now) {
-            return Ok(Err(EnrollRefusal::ExpiredToken));
-        }
-        let org_id: String = token.try_get("org_id")?;
-        let org_slug: String = token.try_get("slug")?;
-        let token_id: String = token.try_get("id")?;
-        let user = sqlx::query("SELECT id, user_name, active FROM users WHERE org_id = $1 AND user_name_key = $2 AND deleted_at IS NULL")
-            .bind(&org_id)
-            .bind(user_name.to_lowercase())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(user) = user else {
-            return Ok(Err(EnrollRefusal::UnknownUser(user_name.to_string())));
-        };
-        let active: i64 = user.try_get("active")?;
-        if active == 0 {
-            return Ok(Err(EnrollRefusal::InactiveUser(user_name.to_string())));
-        }
-        let user_id: String = user.try_get("id")?;
-        let canonical_name: String = user.try_get("user_name")?;
-        let credential = mint_secret(DEVICE_CREDENTIAL_PREFIX);
-        let device_id = new_id();
-        sqlx::query(
-            "INSERT INTO devices (id, org_id, user_id, credential_sha256, hostname, os, agent_version, enrolled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Ok(DeviceStanding {
+            verified: r.try_get::<i64, _>("verified")? != 0,
+            live: r.try_get::<Option<i64>, _>("revoked_at")?.is_none(),
+            user_active: r.try_get::<i64, _>("active")? != 0
+                && r.try_get::<Option<i64>, _>("deleted_at")?.is_none(),
+        })
+    }
+
+    /// The slug of the device's organisation (for sending its person to the right sign-in).
+    pub async fn device_org_slug(&self, device_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query(
+            "SELECT o.slug FROM devices d JOIN orgs o ON o.id = d.org_id WHERE d.id = $1",
         )
-        .bind(&device_id)
-        .bind(&org_id)
-        .bind(&user_id)
-        .bind(sha256_hex(&credential))
-        .bind(clip(&info.hostname, 255))
-        .bind(clip(&info.os, 64))
-        .bind(clip(&info.agent_version, 64))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE enroll_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&token_id)
-            .execute(&mut *tx)
-            .await?;
-        let actor = Actor::EnrollToken { id: token_id };
-        audit::record(&mut tx, &org_id, &actor, "device.enroll", "Device", Some(&device_id), json!({"userId": user_id, "userName": canonical_name, "hostname": clip(&info.hostname, 255), "os": clip(&info.os, 64)})).await?;
-        tx.commit().await?;
-        Ok(Ok(Enrollment {
-            device_id,
-            credential,
-            org_id,
-            org_slug,
-            user_id,
-            user_name: canonical_name,
-        }))
+        .bind(device_id)
+        .fetch_optional(&self.read)
+        .await?
+        .map(|r| r.try_get("slug"))
+        .transpose()?)
     }
 
     /// Why the device was revoked, or `None` while it is live (or unknown).
@@ -255,7 +241,7 @@ impl Store {
         if !credential.starts_with(DEVICE_CREDENTIAL_PREFIX) || credential.len() > 200 {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT id, org_id, user_id, revoked_at, revoked_reason FROM devices WHERE credential_sha256 = $1")
+        let row = sqlx::query("SELECT id, org_id, user_id, revoked_at, revoked_reason, verified FROM devices WHERE credential_sha256 = $1")
             .bind(sha256_hex(credential))
             .fetch_optional(&self.read)
             .await?;
@@ -265,14 +251,28 @@ impl Store {
             org_id: r.try_get("org_id")?,
             user_id: r.try_get("user_id")?,
             revoked_reason: revocation_of(&r)?,
+            verified: r.try_get::<i64, _>("verified")? != 0,
         }))
     }
 
     pub async fn devices_of_user(&self, user_id: &str) -> StoreResult<Vec<Device>> {
         sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY enrolled_at, id"
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.user_id = $1 ORDER BY d.enrolled_at, d.id"
         ))
         .bind(user_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    /// Every device of the organisation (live and revoked), oldest first.
+    pub async fn list_devices(&self, org_id: &str) -> StoreResult<Vec<Device>> {
+        sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 ORDER BY d.enrolled_at, d.id"
+        ))
+        .bind(org_id)
         .fetch_all(&self.read)
         .await?
         .iter()
@@ -417,6 +417,14 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// See [`Store::device_standing`]. The default (an unknown device) allows nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStanding {
+    pub verified: bool,
+    pub live: bool,
+    pub user_active: bool,
 }
 
 /// Something a device reported that the audit trail keeps (seen/applied bookkeeping goes

@@ -5,17 +5,29 @@ mod audit;
 mod batch;
 mod changes;
 mod devices;
+mod enrollment;
+mod grants;
 mod groups;
+mod invites;
 mod orgs;
 mod policies;
 mod secrets;
+mod signin;
 mod tokens;
 mod users;
 
 pub use audit::AuditEvent;
 pub use changes::{ChangeListener, RevokedDevice, CHANGE_CHANNEL};
-pub use devices::{DeviceReport, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX, ENROLL_TOKEN_PREFIX};
+pub use devices::{
+    DeviceReport, DeviceStanding, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS, ENROLL_TOKEN_PREFIX,
+};
+pub use enrollment::{EnrollContext, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX};
+pub use grants::{
+    normalise_user_code, PollOutcome, StartedGrant, DEVICE_CODE_PREFIX, GRANT_LIFETIME_MICROS,
+    POLL_INTERVAL_SECONDS,
+};
 pub use groups::GroupSelection;
+pub use invites::ACTIVATION_CODE_PREFIX;
 pub use policies::{
     ComputedPolicy, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput, UserPolicyInputs,
 };

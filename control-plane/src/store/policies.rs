@@ -39,6 +39,8 @@ pub struct OrgSettings {
     pub offline_rule: OfflineRule,
     pub offline_grace_seconds: i64,
     pub deprovision_without_groups: bool,
+    /// A device enrolled with the MDM fleet token is trusted as its claimed person at once.
+    pub trust_mdm_identity: bool,
 }
 
 impl Default for OrgSettings {
@@ -48,6 +50,7 @@ impl Default for OrgSettings {
             offline_rule: OfflineRule::KeepLast,
             offline_grace_seconds: 7 * 24 * 3600,
             deprovision_without_groups: false,
+            trust_mdm_identity: false,
         }
     }
 }
@@ -125,7 +128,7 @@ fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
 }
 
 async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResult<OrgSettings> {
-    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups FROM org_settings WHERE org_id = $1")
+    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, trust_mdm_identity FROM org_settings WHERE org_id = $1")
         .bind(org_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -140,6 +143,7 @@ async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResul
         offline_rule: OfflineRule::parse(&rule).unwrap_or(OfflineRule::KeepLast),
         offline_grace_seconds: r.try_get("offline_grace_seconds")?,
         deprovision_without_groups: dwg != 0,
+        trust_mdm_identity: r.try_get::<i64, _>("trust_mdm_identity")? != 0,
     })
 }
 
@@ -149,11 +153,11 @@ async fn upsert_settings(
     s: &OrgSettings,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at, trust_mdm_identity) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (org_id) DO UPDATE SET default_policy = excluded.default_policy, offline_rule = excluded.offline_rule, \
          offline_grace_seconds = excluded.offline_grace_seconds, deprovision_without_groups = excluded.deprovision_without_groups, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, trust_mdm_identity = excluded.trust_mdm_identity",
     )
     .bind(org_id)
     .bind(s.default_policy.to_string())
@@ -161,6 +165,7 @@ async fn upsert_settings(
     .bind(s.offline_grace_seconds)
     .bind(i64::from(s.deprovision_without_groups))
     .bind(now_micros())
+    .bind(i64::from(s.trust_mdm_identity))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -190,7 +195,8 @@ impl Store {
             "Org",
             Some(org_id),
             json!({"defaultPolicy": settings.default_policy, "offlineRule": settings.offline_rule.as_str(),
-                   "offlineGraceSeconds": settings.offline_grace_seconds, "deprovisionWithoutGroups": settings.deprovision_without_groups}),
+                   "offlineGraceSeconds": settings.offline_grace_seconds, "deprovisionWithoutGroups": settings.deprovision_without_groups,
+                   "trustMdmIdentity": settings.trust_mdm_identity}),
         )
         .await?;
         tx.commit().await?;

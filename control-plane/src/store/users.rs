@@ -79,6 +79,11 @@ impl Store {
             actor: actor.clone(),
             user,
             user_name_key,
+            primary_email_key: new
+                .primary_email
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_default(),
             reply,
         };
         self.creates
@@ -239,7 +244,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET user_name = $1, user_name_key = $2, external_id = $3, active = $4, primary_role = $5, \
-             attributes = $6, version = version + 1, updated_at = $7 \
+             attributes = $6, version = version + 1, updated_at = $7, primary_email_key = $11 \
              WHERE org_id = $8 AND id = $9 AND version = $10 AND deleted_at IS NULL",
         )
         .bind(&update.user_name)
@@ -252,6 +257,13 @@ impl Store {
         .bind(org_id)
         .bind(id)
         .bind(expected_version)
+        .bind(
+            update
+                .primary_email
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_default(),
+        )
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, &taken(&update.user_name)))?;

@@ -268,6 +268,20 @@ async fn main() -> Result<()> {
         Some("sk-ant-bench-key\n"),
     )
     .await?;
+    // Simulated devices enroll with the fleet token: trust it, so they are verified and get the key.
+    cli(
+        &cp,
+        &[
+            "org",
+            "settings",
+            "--org",
+            "default",
+            "--trust-mdm-identity",
+            "true",
+        ],
+        None,
+    )
+    .await?;
 
     // Enroll every simulated device (real credentials) and open its stream.
     let channel = tonic::transport::Endpoint::from_shared(cp.grpc.clone())?
@@ -283,6 +297,7 @@ async fn main() -> Result<()> {
                 hostname: format!("sim-{i}"),
                 os: "linux".into(),
                 agent_version: "bench".into(),
+                ..Default::default()
             })
             .await?
             .into_inner();

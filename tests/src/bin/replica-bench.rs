@@ -94,6 +94,16 @@ async fn main() -> Result<()> {
     if !out.status.success() {
         bail!("api-key set: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // The workstations enroll with the fleet token: trust it, so they are verified and get the key.
+    a.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--trust-mdm-identity",
+        "true",
+    ])
+    .await?;
     let group = a
         .scim()
         .post(

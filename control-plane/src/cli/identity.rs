@@ -1,0 +1,327 @@
+//! The identity subcommands: `oidc set|show` (the organisation's IdP for sign-in), `invite
+//! create|list|revoke` (per-user activation codes) and `device list`.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Subcommand;
+
+use super::admin::parse_duration_secs;
+use super::find_org;
+use crate::crypto::SecretsKey;
+use crate::domain::{now_micros, to_rfc3339, Actor, IdentityClaim, MatchAttribute, OidcConfig};
+use crate::store::{Store, StoreError};
+use crate::web::signin::callback_url;
+
+#[derive(Debug, Subcommand)]
+pub enum OidcCommand {
+    /// Connect the organisation's identity provider (OpenID Connect) for sign-in.
+    Set {
+        #[arg(long)]
+        org: String,
+        /// The issuer URL, exactly as the provider's discovery document states it.
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// File holding the client secret (stored encrypted with the secrets key).
+        #[arg(long)]
+        client_secret_file: PathBuf,
+        /// The claim that names the person: email, preferred_username, sub or upn.
+        #[arg(long, default_value = "email")]
+        claim: String,
+        /// The provisioned attribute it is matched against: userName, email or externalId.
+        #[arg(long = "match", default_value = "userName")]
+        match_attribute: String,
+    },
+    /// Show the organisation's sign-in configuration and the redirect URL to register.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Mint a one-time activation code for one person; the code is the last line printed.
+    Create {
+        #[arg(long)]
+        org: String,
+        /// The person's userName.
+        #[arg(long)]
+        user: String,
+        /// Lifetime such as 7d, 12h (at most 30d).
+        #[arg(long, default_value = "7d")]
+        expires_in: String,
+    },
+    /// List activation codes (never the codes themselves).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke an unused activation code by id or prefix.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        id_or_prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List the organisation's devices, verified or not.
+    List {
+        #[arg(long)]
+        org: String,
+        /// Only this person's devices.
+        #[arg(long)]
+        user: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The public base URL used in printed links.
+fn base_url(public_url: Option<&str>) -> String {
+    public_url
+        .unwrap_or("http://127.0.0.1:8080")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+pub async fn oidc(
+    store: &Store,
+    secrets: Option<SecretsKey>,
+    public_url: Option<&str>,
+    cmd: OidcCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        OidcCommand::Set {
+            org,
+            issuer,
+            client_id,
+            client_secret_file,
+            claim,
+            match_attribute,
+        } => {
+            let o = find_org(store, &org).await?;
+            let mut problems = Vec::new();
+            let claim = IdentityClaim::parse(&claim);
+            if claim.is_none() {
+                problems
+                    .push("--claim must be one of email, preferred_username, sub, upn".to_string());
+            }
+            let attribute = MatchAttribute::parse(&match_attribute);
+            if attribute.is_none() {
+                problems.push("--match must be one of userName, email, externalId".to_string());
+            }
+            let issuer = issuer.trim().to_string();
+            if !(issuer.starts_with("https://")
+                || issuer.starts_with("http://127.")
+                || issuer.starts_with("http://localhost"))
+            {
+                problems.push("--issuer must be an https:// URL (http:// only on loopback)".into());
+            }
+            if client_id.trim().is_empty() {
+                problems.push("--client-id is empty".into());
+            }
+            let secret = std::fs::read_to_string(&client_secret_file).with_context(|| {
+                format!(
+                    "reading the client secret from {}",
+                    client_secret_file.display()
+                )
+            })?;
+            let secret = secret.trim();
+            if secret.is_empty() {
+                problems.push(format!("{} is empty", client_secret_file.display()));
+            }
+            let Some(key) = secrets else {
+                problems.push("the client secret is stored encrypted: give --secrets-key-file (or PALISADE_SECRETS_KEY)".into());
+                bail!("{}", problems.join("\n"));
+            };
+            if !problems.is_empty() {
+                bail!("{}", problems.join("\n"));
+            }
+            let (Some(claim), Some(match_attribute)) = (claim, attribute) else {
+                bail!("invalid --claim or --match");
+            };
+            let config = OidcConfig {
+                org_id: o.id.clone(),
+                issuer,
+                client_id: client_id.trim().to_string(),
+                client_secret_encrypted: key.encrypt(secret),
+                claim,
+                match_attribute,
+                updated_at: now_micros(),
+            };
+            store.set_oidc_config(&config, &Actor::Cli).await?;
+            print_oidc(&config, public_url);
+        }
+        OidcCommand::Show { org } => {
+            let o = find_org(store, &org).await?;
+            let config = store
+                .oidc_config(&o.id)
+                .await?
+                .ok_or_else(|| anyhow!("sign-in is not configured for {org:?}; use `oidc set`"))?;
+            print_oidc(&config, public_url);
+        }
+    }
+    Ok(())
+}
+
+fn print_oidc(config: &OidcConfig, public_url: Option<&str>) {
+    println!("issuer: {}", config.issuer);
+    println!("client id: {}", config.client_id);
+    println!("client secret: (stored encrypted)");
+    println!(
+        "person: the {} claim matched against {}",
+        config.claim.as_str(),
+        config.match_attribute.as_str()
+    );
+    println!("redirect URL to register at the identity provider:");
+    println!("{}", callback_url(&base_url(public_url)));
+}
+
+pub async fn invite(
+    store: &Store,
+    public_url: Option<&str>,
+    grpc_url: &str,
+    cmd: InviteCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        InviteCommand::Create {
+            org,
+            user,
+            expires_in,
+        } => {
+            let o = find_org(store, &org).await?;
+            let secs = parse_duration_secs(&expires_in)?;
+            if secs > 30 * 24 * 3600 {
+                bail!("an activation code lives at most 30d");
+            }
+            let u = store
+                .user_by_user_name(&o.id, &user)
+                .await?
+                .ok_or_else(|| anyhow!("no user {user:?} in organisation {org:?}"))?;
+            let (invite, code) = store
+                .create_invite(
+                    &o.id,
+                    &u.id,
+                    now_micros() + secs.saturating_mul(1_000_000),
+                    &Actor::Cli,
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::InvalidReference(m) => anyhow!(m),
+                    other => other.into(),
+                })?;
+            let _ = public_url;
+            println!(
+                "activation code for {} (single use, expires {}); on their computer run:",
+                invite.user_name,
+                to_rfc3339(invite.expires_at)
+            );
+            println!("  sudo palisade-agent enroll --server {grpc_url} --code {code}");
+            println!("{code}");
+        }
+        InviteCommand::List { org } => {
+            let o = find_org(store, &org).await?;
+            println!(
+                "{:<36}  {:<14}  {:<24}  {:<24}  {:<10}  USER",
+                "ID", "PREFIX", "CREATED", "EXPIRES", "STATE"
+            );
+            let now = now_micros();
+            for i in store.list_invites(&o.id).await? {
+                let state = if i.revoked_at.is_some() {
+                    "revoked"
+                } else if i.used_at.is_some() {
+                    "used"
+                } else if i.expires_at <= now {
+                    "expired"
+                } else {
+                    "open"
+                };
+                println!(
+                    "{:<36}  {:<14}  {:<24}  {:<24}  {:<10}  {}",
+                    i.id,
+                    i.prefix,
+                    to_rfc3339(i.created_at),
+                    to_rfc3339(i.expires_at),
+                    state,
+                    i.user_name
+                );
+            }
+        }
+        InviteCommand::Revoke { org, id_or_prefix } => {
+            let o = find_org(store, &org).await?;
+            let i = store
+                .revoke_invite(&o.id, &id_or_prefix, &Actor::Cli)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => anyhow!("no activation code {id_or_prefix:?}"),
+                    StoreError::Ambiguous(m) => anyhow!(m),
+                    other => other.into(),
+                })?;
+            println!("revoked {} ({}, {})", i.id, i.prefix, i.user_name);
+        }
+    }
+    Ok(())
+}
+
+pub async fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
+    let DeviceCommand::List { org, user, json } = cmd;
+    let o = find_org(store, &org).await?;
+    let mut devices = store.list_devices(&o.id).await?;
+    if let Some(u) = &user {
+        devices.retain(|d| d.user_name.eq_ignore_ascii_case(u));
+    }
+    if !json {
+        println!(
+            "{:<36}  {:<24}  {:<10}  {:<15}  {:<20}  {:<9}  HOSTNAME",
+            "ID", "USER", "IDENTITY", "METHOD", "LAST SEEN", "STATE"
+        );
+    }
+    for d in devices {
+        let identity = if d.verified { "verified" } else { "unverified" };
+        let state = if d.revoked_at.is_some() {
+            if d.wiped_at.is_some() {
+                "wiped"
+            } else {
+                "revoked"
+            }
+        } else {
+            "live"
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": d.id, "userName": d.user_name, "identity": identity, "verified": d.verified,
+                    "method": d.enroll_method, "hostname": d.hostname, "os": d.os,
+                    "agentVersion": d.agent_version, "enrolledAt": to_rfc3339(d.enrolled_at),
+                    "lastSeenAt": d.last_seen_at.map(to_rfc3339), "appliedVersion": d.applied_version,
+                    "state": state, "revokedReason": d.revoked_reason,
+                })
+            );
+        } else {
+            println!(
+                "{:<36}  {:<24}  {:<10}  {:<15}  {:<20}  {:<9}  {}",
+                d.id,
+                d.user_name,
+                identity,
+                if d.enroll_method.is_empty() {
+                    "-"
+                } else {
+                    &d.enroll_method
+                },
+                d.last_seen_at
+                    .map(to_rfc3339)
+                    .unwrap_or_else(|| "-".to_string()),
+                state,
+                d.hostname
+            );
+        }
+    }
+    Ok(())
+}
