@@ -108,7 +108,11 @@ function configuration() {
       token_endpoint_auth_method: 'client_secret_basic',
     })),
     jwks: { keys: [signingKey()] },
-    cookies: { keys: [randomBytes(32).toString('hex')] },
+    cookies: {
+      keys: [randomBytes(32).toString('hex')],
+      // Cookies ignore ports: prefixed names keep clear of an RP's cookies on 127.0.0.1.
+      names: { session: 'op_session', interaction: 'op_interaction', resume: 'op_interaction_resume' },
+    },
     // Scopes and the claims each releases.
     claims: {
       openid: ['sub'],
