@@ -59,8 +59,9 @@ pub fn in_ci() -> bool {
 fn locate() -> std::result::Result<(PathBuf, PathBuf), String> {
     let driver_name =
         std::env::var("PALISADE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
-    let chromium =
-        PathBuf::from(std::env::var("PALISADE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()));
+    let chromium = PathBuf::from(
+        std::env::var("PALISADE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+    );
     let driver = find_on_path(&driver_name).ok_or_else(|| {
         format!("`{driver_name}` not found on PATH (run tests/setup-test-deps.sh, or apt-get install chromium-driver)")
     })?;
@@ -130,7 +131,10 @@ impl Browser {
             Err(e) => {
                 let _ = driver.kill();
                 let _ = driver.wait();
-                bail!("opening a WebDriver session on {webdriver} with {}: {e}", chromium.display());
+                bail!(
+                    "opening a WebDriver session on {webdriver} with {}: {e}",
+                    chromium.display()
+                );
             }
         };
         Ok(Browser {
@@ -161,7 +165,11 @@ impl Browser {
     pub async fn wait_for_url_prefix(&self, prefix: &str, timeout: Duration) -> Result<Url> {
         let deadline = Instant::now() + timeout;
         loop {
-            let url = self.client.current_url().await.context("reading the current URL")?;
+            let url = self
+                .client
+                .current_url()
+                .await
+                .context("reading the current URL")?;
             if url.as_str().starts_with(prefix) {
                 return Ok(url);
             }
@@ -241,7 +249,11 @@ fn kill_processes_using(profile: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {

@@ -172,7 +172,10 @@ fn node_modules_ready(dir: &Path) -> bool {
     ) else {
         return false;
     };
-    installed >= wanted && dir.join("node_modules/oidc-provider/package.json").is_file()
+    installed >= wanted
+        && dir
+            .join("node_modules/oidc-provider/package.json")
+            .is_file()
 }
 
 /// A lock shared by every test process: a directory created atomically, removed on drop.
@@ -230,7 +233,13 @@ pub fn ensure_npm_packages() -> Result<()> {
         .current_dir(&dir)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("running `{} ci` in {} (is Node.js installed? see tests/setup-test-deps.sh)", npm(), dir.display()))?;
+        .with_context(|| {
+            format!(
+                "running `{} ci` in {} (is Node.js installed? see tests/setup-test-deps.sh)",
+                npm(),
+                dir.display()
+            )
+        })?;
     if !out.status.success() {
         bail!(
             "`npm ci` in {} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -241,7 +250,10 @@ pub fn ensure_npm_packages() -> Result<()> {
         );
     }
     if !node_modules_ready(&dir) {
-        bail!("`npm ci` in {} succeeded but node_modules is incomplete", dir.display());
+        bail!(
+            "`npm ci` in {} succeeded but node_modules is incomplete",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -265,8 +277,14 @@ impl TestOp {
             .spawn()
             .with_context(|| format!("starting `{} server.mjs` (is Node.js installed?)", node()))?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe"))?;
-        let stderr_pipe = child.stderr.take().ok_or_else(|| anyhow!("no stderr pipe"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe"))?;
+        let stderr_pipe = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow!("no stderr pipe"))?;
 
         let stderr = std::sync::Arc::new(Mutex::new(String::new()));
         let stderr_buf = stderr.clone();
@@ -361,7 +379,11 @@ pub struct LoginRefused {
 
 impl fmt::Display for LoginRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the provider refused the login ({}): {}", self.status, self.message)
+        write!(
+            f,
+            "the provider refused the login ({}): {}",
+            self.status, self.message
+        )
     }
 }
 
@@ -577,7 +599,10 @@ mod tests {
     fn parses_the_login_form() {
         let html = r#"<p id="error">Invalid login or password.</p>
 <form id="login-form" method="post" action="/interaction/a-B_1/login" autocomplete="off">"#;
-        assert_eq!(form_action(html).as_deref(), Some("/interaction/a-B_1/login"));
+        assert_eq!(
+            form_action(html).as_deref(),
+            Some("/interaction/a-B_1/login")
+        );
         assert_eq!(
             error_text(html).as_deref(),
             Some("Invalid login or password.")

@@ -16,10 +16,10 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalClaims, AuthType, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenClaims, IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse,
-    TokenResponse, UserInfoClaims,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims,
+    IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    UserInfoClaims,
 };
 use palisade_tests::browser::Browser;
 use palisade_tests::oidc::{
@@ -87,7 +87,11 @@ fn start_op(mode: ClaimsMode, redirect_uri: &str) -> Result<TestOp> {
         &OpConfig::new(mode)
             .client(OpClient::new(CLIENT_ID, CLIENT_SECRET, redirect_uri))
             .account(alice())
-            .account(OpAccount::new("00u-bob", "bob@example.com", "bob's password")),
+            .account(OpAccount::new(
+                "00u-bob",
+                "bob@example.com",
+                "bob's password",
+            )),
     )
 }
 
@@ -155,7 +159,10 @@ async fn finish(
 ) -> Result<SignedIn> {
     let param = |name| oidc::query_param(callback, name);
     assert_eq!(param("error"), None, "error response: {callback}");
-    assert_eq!(param("state").as_deref(), Some(pending.state.secret().as_str()));
+    assert_eq!(
+        param("state").as_deref(),
+        Some(pending.state.secret().as_str())
+    );
     assert_eq!(param("iss").as_deref(), Some(op.issuer()), "RFC 9207 iss");
     let code = param("code").ok_or_else(|| anyhow!("no code in {callback}"))?;
     let token = client
@@ -206,8 +213,14 @@ async fn rich_id_token_over_http_with_client_secret_basic() -> Result<()> {
     let pending = authorize(&client);
 
     let browser = oidc::http_client()?;
-    let redirect =
-        login_over_http(&browser, pending.url.as_str(), REDIRECT_URI, "alice", PASSWORD).await?;
+    let redirect = login_over_http(
+        &browser,
+        pending.url.as_str(),
+        REDIRECT_URI,
+        "alice",
+        PASSWORD,
+    )
+    .await?;
     assert!(redirect.response.status().is_redirection());
     let signed_in = finish(&op, client, &http, pending, &redirect.url).await?;
 
