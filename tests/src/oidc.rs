@@ -369,6 +369,17 @@ pub fn http_client() -> Result<reqwest::Client> {
         .context("building the reqwest client")
 }
 
+/// [`http_client`] on a caller's cookie jar, e.g. to seed or inspect the RP's session cookie:
+/// `jar.add_cookie_str("rp_session=…; Path=/", &rp_url)`, `jar.cookies(&rp_url)`.
+pub fn http_client_with_jar(jar: std::sync::Arc<reqwest::cookie::Jar>) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the reqwest client")
+}
+
 /// The provider refused the login: wrong password or unknown login.
 #[derive(Debug, Clone)]
 pub struct LoginRefused {
@@ -536,10 +547,12 @@ fn unescape(s: &str) -> String {
 }
 
 /// A stand-in for an RP's callback: answers `200 signed in` to every request on
-/// `http://127.0.0.1:PORT/`, so a browser that follows the provider's redirect lands on a page.
+/// `http://127.0.0.1:PORT/`, so a browser that follows the provider's redirect lands on a page,
+/// and keeps each request's head (request line and headers) for [`CallbackSink::requests`].
 /// Stops when dropped.
 pub struct CallbackSink {
     addr: std::net::SocketAddr,
+    requests: std::sync::Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -551,8 +564,11 @@ impl CallbackSink {
             .await
             .context("binding the callback sink")?;
         let addr = listener.local_addr()?;
+        let requests = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16 * 1024];
                     let mut read = 0;
@@ -566,6 +582,11 @@ impl CallbackSink {
                             break;
                         }
                     }
+                    let head = String::from_utf8_lossy(&buf[..read]);
+                    let head = head.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(head);
+                    }
                     let body = "<!DOCTYPE html><html><head><title>signed in</title></head><body><p id=\"done\">signed in</p></body></html>";
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -576,12 +597,26 @@ impl CallbackSink {
                 });
             }
         });
-        Ok(CallbackSink { addr, task })
+        Ok(CallbackSink {
+            addr,
+            requests,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT/callback`: register this as the client's redirect URI.
     pub fn redirect_uri(&self) -> String {
         format!("http://{}/callback", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The heads of the requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 

@@ -311,6 +311,42 @@ async fn wrong_password_is_refused_over_http() -> Result<()> {
     Ok(())
 }
 
+/// The whole flow on one client, as an RP test runs it: the RP's session cookie (set before the
+/// flow) reaches the RP's callback along with the code.
+#[tokio::test]
+async fn one_cookie_jar_carries_the_rp_session_to_the_callback() -> Result<()> {
+    let sink = CallbackSink::start().await?;
+    let redirect_uri = sink.redirect_uri();
+    let op = start_op(ClaimsMode::Rich, &redirect_uri)?;
+    let http = rp_http()?;
+    let client = discover(&op, &http, &redirect_uri).await?;
+    let pending = authorize(&client);
+
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str("rp_session=abc123; Path=/", &Url::parse(&sink.base_url())?);
+    let user_agent = oidc::http_client_with_jar(jar)?;
+    let redirect = login_over_http(
+        &user_agent,
+        pending.url.as_str(),
+        &redirect_uri,
+        "alice",
+        PASSWORD,
+    )
+    .await?;
+    let landed = user_agent.get(redirect.url.clone()).send().await?;
+    assert_eq!(landed.status(), reqwest::StatusCode::OK);
+    let requests = sink.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        requests[0].starts_with("GET /callback?code="),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0].contains("rp_session=abc123"), "{}", requests[0]);
+    finish(&op, client, &http, pending, &redirect.url).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn pkce_is_required() -> Result<()> {
     let op = start_op(ClaimsMode::Rich, REDIRECT_URI)?;
