@@ -68,6 +68,9 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db" >/dev/n
 probe "postgres://postgres@127.0.0.1:5432/$pg_db"
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null || true
 
+log "OIDC test dependencies (chromium, chromedriver, oidc-provider npm packages)"
+bash tests/setup-test-deps.sh
+
 log "Rust tests (unit, integration, end-to-end) on SQLite and PostgreSQL"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -9,8 +9,6 @@
 //! overridable with `PALISADE_TEST_POSTGRES`). When PostgreSQL is unreachable the PostgreSQL
 //! variants FAIL with a message saying so; they never skip silently.
 
-pub mod workstation;
-
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
@@ -29,6 +27,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use serde_json;
+
+pub mod browser;
+pub mod oidc;
+pub mod workstation;
 
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";

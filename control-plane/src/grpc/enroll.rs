@@ -180,7 +180,11 @@ impl AgentGrpc {
         let started = store
             .start_device_grant(&org_id, device.as_ref().map(|d| d.device_id.as_str()), &ctx)
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+            .ok_or_else(|| {
+                tracing::warn!(%source, "too many sign-ins waiting; refusing a new one");
+                Status::resource_exhausted("too many sign-ins are waiting; try again in a few minutes")
+            })?;
         let base = format!("{}/enroll/device", self.public_url.trim_end_matches('/'));
         let code = &started.grant.user_code;
         tracing::info!(grant = %started.grant.id, %source, confirm = device.is_some(), "sign-in started");

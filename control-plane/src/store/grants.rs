@@ -23,6 +23,9 @@ pub const DEVICE_CODE_PREFIX: &str = "pal_dc_";
 pub const GRANT_LIFETIME_MICROS: Micros = 10 * 60 * 1_000_000;
 /// The agent polls no faster than this (RFC 8628 `interval`).
 pub const POLL_INTERVAL_SECONDS: i64 = 5;
+/// At most this many sign-ins may wait at once: an unauthenticated peer can start them, so
+/// their number (and the writes they cost) is bounded whatever the source addresses.
+pub const MAX_PENDING_GRANTS: i64 = 10_000;
 /// User codes: 8 letters of a 20-letter alphabet without vowels (no words, no 0/O or 1/I
 /// confusion): 20^8 ≈ 2.6e10 codes, valid 10 minutes, attempts rate-limited per source.
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -104,9 +107,19 @@ impl Store {
         org_id: &str,
         device_id: Option<&str>,
         ctx: &EnrollContext<'_>,
-    ) -> StoreResult<StartedGrant> {
+    ) -> StoreResult<Option<StartedGrant>> {
         let device_code = mint_secret(DEVICE_CODE_PREFIX);
         let now = now_micros();
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM device_grants WHERE status = 'pending' AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?;
+        if pending >= MAX_PENDING_GRANTS {
+            return Ok(None);
+        }
         let info: &DeviceInfo = ctx.info;
         let mut tx = self.begin_write().await?;
         // Expired grants are of no use to anyone; sweep them as new ones come.
@@ -163,7 +176,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(StartedGrant { grant, device_code })
+        Ok(Some(StartedGrant { grant, device_code }))
     }
 
     /// The pending, unexpired grant with this user code (read pool only).
