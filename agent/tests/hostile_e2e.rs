@@ -275,12 +275,23 @@ async fn crash_during_wipe_then_resume(step: &str) {
         _ => assert!(drop_in_locked && !key_present && recorded, "{step}"),
     }
 
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&dirs, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status["wipe_pending"], true, "{step}: {status}");
+    assert_eq!(status["wiped"], recorded, "{step}: {status}");
+    let out = cli(&dirs, &["api-key"]).await;
+    assert!(
+        out.stdout.is_empty(),
+        "{step}: no key while a wipe is pending"
+    );
+
     // The next start finishes the wipe before anything else.
     let connections = server.connections();
     let agent = Running::start(&dirs);
     agent
-        .wait_until("the wipe recorded in status.json", || {
+        .wait_until("the wipe recorded and no longer pending", || {
             dirs.status_json()["wiped"].is_object()
+                && !dirs.state_file("wipe-pending.json").exists()
         })
         .await;
     for gone in [
@@ -302,6 +313,7 @@ async fn crash_during_wipe_then_resume(step: &str) {
     let status: serde_json::Value =
         serde_json::from_str(&cli(&dirs, &["status", "--json"]).await.stdout).unwrap();
     assert_eq!(status["wiped"], true, "{step}: {status}");
+    assert_eq!(status["wipe_pending"], false, "{step}: {status}");
     assert_eq!(status["enrolled"], false, "{step}: {status}");
     assert!(
         status["wipe"]["reason"]
