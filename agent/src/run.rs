@@ -793,6 +793,7 @@ impl Agent {
         self.cached = None;
         self.wiped = true;
         self.offline_lockdown = false;
+        self.key_warning = None;
         // (a) Lockdown first: whatever happens next, Claude Code is restricted.
         if let Err(e) = self.enforcer.apply(&Policy::lockdown()) {
             record.failed.push(format!("lockdown policy: {e}"));
@@ -821,7 +822,8 @@ impl Agent {
 
         // (c) Recorded last, so "wiped" in status means the files are gone.
         record.wiped_at_unix_ms = now_unix_ms();
-        if let Some(earlier) = self.status.wiped.take() {
+        let earlier = self.status.wiped.take();
+        if let Some(earlier) = earlier.filter(|e| e.reason == record.reason) {
             // A crash after (c) last time: keep what that run removed.
             let mut removed = earlier.removed;
             for r in record.removed.drain(..) {

@@ -352,3 +352,48 @@ async fn wipe_resumes_after_a_crash_after_the_removal() {
 async fn wipe_resumes_after_a_crash_after_the_record() {
     crash_during_wipe_then_resume("wipe-recorded").await;
 }
+
+/// A crash during a wipe, then an `enroll` before the agent restarts: the restart finishes the
+/// old wipe but keeps the new enrollment, which connects and asks for everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_wipe_keeps_an_enrollment_made_after_the_crash() {
+    let mut server = FakeServer::start().await;
+    let dirs = Dirs::new();
+    std::fs::write(dirs.credentials(), b"{}").unwrap();
+    let mut agent = enrolled_with_policy(
+        &mut server,
+        &dirs,
+        &[("PALISADE_AGENT_TEST_CRASH_AT", "wipe-lockdown")],
+    )
+    .await;
+    server.send(deprovision("user deactivated in the IdP"));
+    assert!(!agent.wait_exit().await.success());
+    assert!(
+        dirs.state_file("device.json").exists(),
+        "crashed before (b)"
+    );
+
+    // A new enrollment lands while the agent is down (another device id).
+    let path = dirs.state_file("device.json");
+    let mut device: serde_json::Value = serde_json::from_slice(&read(&path).unwrap()).unwrap();
+    device["device_id"] = "device-0002".into();
+    std::fs::write(&path, serde_json::to_vec(&device).unwrap()).unwrap();
+
+    let agent = Running::start(&dirs);
+    assert_eq!(
+        server.expect_hello().await.last_applied_version,
+        0,
+        "the new enrollment connects and asks for everything"
+    );
+    agent
+        .wait_until("the old wipe finished", || {
+            !dirs.state_file("wipe-pending.json").exists()
+        })
+        .await;
+    assert!(!dirs.credentials().exists());
+    assert!(!dirs.state_file("api-key").exists());
+    assert!(!dirs.state_file("policy.json").exists());
+    let kept: serde_json::Value = serde_json::from_slice(&read(&path).unwrap()).unwrap();
+    assert_eq!(kept["device_id"], "device-0002");
+    assert!(dirs.status_json()["wiped"].is_object());
+}
