@@ -384,7 +384,7 @@ EOF
   printf 'sk-ant-api03-linux-check-2' | "$cp_bin" api-key set --org default >/dev/null 2>"$tmp/apikey.err" \
     || { cat "$tmp/apikey.err" >&2; die "api-key set (rotation) failed"; }
   wait_for 30 key_is sk-ant-api03-linux-check-2 || agent_fail "the rotated key never reached the developer's key file"
-  [ "$(stat -c '%a' "$state-keys/$dev")" = 700 ] || die "the key dir stayed $(stat -c %a "$state-keys/$dev")"
+  [ "$(stat -c '%a %u' "$state-keys/$dev")" = "711 0" ] || die "the key dir stayed $(stat -c %a "$state-keys/$dev")"
   ok "sandboxed agent: the developer cannot write in their key dir; key rotation delivered; a widened key dir is back to 0711"
 
   http=$(scim PATCH "/Users/$user_id" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}')
