@@ -7,14 +7,17 @@
 //! | path | owner | mode |
 //! |---|---|---|
 //! | `<state-dir>-keys/` | the agent | 0711: anyone may traverse, nobody else may list or write |
-//! | `<state-dir>-keys/<uid>/` | the developer | 0700 |
+//! | `<state-dir>-keys/<uid>/` | the agent | 0711 |
 //! | `<state-dir>-keys/<uid>/api-key` | the developer | 0600, the key only |
 //!
-//! The developer is the owner of the Claude config directory (`--claude-config-dir`, their
-//! `~/.claude`), or of its parent when it does not exist yet. The key file is created under a
-//! temporary name, handed over with `fchown` on its descriptor and renamed into place, so no
-//! path the developer could swap is ever followed by root. When the agent already runs as the
-//! developer (tests, a per-user agent) nothing is chowned.
+//! Both directories are the agent's: the developer can reach their file but cannot create,
+//! rename or replace anything in the tree (a directory, FIFO or symlink planted at the key's
+//! path), so every path root uses there is root's own. The developer is the owner of the
+//! Claude config directory (`--claude-config-dir`, their `~/.claude`) as seen without
+//! following a symlink ([`crate::userdir`]), or of its parent when it does not exist yet; a
+//! symlinked `~/.claude` names no developer. The key file is created under a temporary name,
+//! handed over with `fchown` on its descriptor and renamed into place. When the agent already
+//! runs as the developer (tests, a per-user agent) nothing is chowned.
 //!
 //! On Windows the developer is the owner SID of the Claude config directory (a person's
 //! account: SYSTEM or Administrators as owner is refused), and access lists take the place of
@@ -40,8 +43,8 @@ use crate::state::API_KEY_FILE;
 pub const KEYS_DIR_SUFFIX: &str = "-keys";
 /// Mode of the key tree's root.
 pub const KEYS_DIR_MODE: u32 = 0o711;
-/// Mode of a user's directory in it.
-pub const USER_DIR_MODE: u32 = 0o700;
+/// Mode of a user's directory in it (the agent's: the developer only traverses it).
+pub const USER_DIR_MODE: u32 = 0o711;
 /// Mode of a user's key file.
 pub const KEY_FILE_MODE: u32 = 0o600;
 
@@ -224,22 +227,22 @@ fn with_path(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// The owner of the Claude config directory (or of its parent when it does not exist), seen
+/// without following a symlink: a symlinked `~/.claude` would otherwise make the link's target
+/// (another user's tree, or root's) decide whose key file root writes.
 #[cfg(unix)]
 fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match fs::metadata(claude_config_dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = claude_config_dir
-                .parent()
-                .ok_or_else(|| with_path(claude_config_dir, e))?;
-            fs::metadata(parent).map_err(|e| with_path(parent, e))?
+    match crate::userdir::UserDir::open_or_parent(claude_config_dir) {
+        Ok(Some(dir)) => {
+            let (uid, gid) = dir.owner();
+            Ok(Owner { uid, gid })
         }
-        other => other.map_err(|e| with_path(claude_config_dir, e))?,
-    };
-    Ok(Owner {
-        uid: meta.uid(),
-        gid: meta.gid(),
-    })
+        Ok(None) => Err(with_path(
+            claude_config_dir,
+            io::Error::new(io::ErrorKind::NotFound, "neither it nor its parent exists"),
+        )),
+        Err(e) => Err(e.into_io()),
+    }
 }
 
 #[cfg(not(unix))]
@@ -276,9 +279,8 @@ fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
 #[cfg(unix)]
 fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u32, u32)>> {
     let agent = ensure_root(root)?;
-    let chown = (owner.uid != agent.uid).then(|| owner.clone());
-    ensure_user_dir(dir, chown.clone())?;
-    Ok(chown.map(|o| (o.uid, o.gid)))
+    ensure_user_dir(dir, &agent)?;
+    Ok((owner.uid != agent.uid).then_some((owner.uid, owner.gid)))
 }
 
 /// Creates the root and the owner's directory and gives them their access lists (checked
@@ -357,11 +359,12 @@ fn ensure_root(root: &Path) -> io::Result<Owner> {
     })
 }
 
-/// Creates `<root>/<uid>` 0700, handed to `chown` when given; fixes the owner and mode of an
-/// existing one. Its entry is in the agent's root, which nobody else can write, so the path
-/// operations here cannot be redirected.
+/// Creates `<root>/<uid>` 0711 owned by the agent (`agent`, the root's owner); takes back and
+/// narrows an existing one (earlier versions gave it to the developer). Its entry is in the
+/// agent's root, which nobody else can write, so the path operations here cannot be
+/// redirected.
 #[cfg(unix)]
-fn ensure_user_dir(dir: &Path, chown: Option<Owner>) -> io::Result<()> {
+fn ensure_user_dir(dir: &Path, agent: &Owner) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let meta = match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -383,11 +386,9 @@ fn ensure_user_dir(dir: &Path, chown: Option<Owner>) -> io::Result<()> {
             ),
         ));
     }
-    if let Some(o) = chown {
-        if meta.uid() != o.uid || meta.gid() != o.gid {
-            std::os::unix::fs::chown(dir, Some(o.uid), Some(o.gid))
-                .map_err(|e| with_path(dir, e))?;
-        }
+    if meta.uid() != agent.uid || meta.gid() != agent.gid {
+        std::os::unix::fs::chown(dir, Some(agent.uid), Some(agent.gid))
+            .map_err(|e| with_path(dir, e))?;
     }
     if meta.mode() & 0o7777 != USER_DIR_MODE {
         fs::set_permissions(dir, fs::Permissions::from_mode(USER_DIR_MODE))
@@ -528,16 +529,21 @@ mod tests {
             meta(key.root()),
             (0, fs::metadata(tmp.path()).unwrap().gid(), 0o711)
         );
-        assert_eq!(meta(&key.dir()), (12345, 23456, 0o700));
+        let root_gid = fs::metadata(key.root()).unwrap().gid();
+        // The directory is root's: the developer can reach the file, not plant anything next
+        // to it.
+        assert_eq!(meta(&key.dir()), (0, root_gid, 0o711));
         assert_eq!(meta(&key.path()), (12345, 23456, 0o600));
         assert_eq!(fs::read(key.path()).unwrap(), b"sk-ant-dev");
         // No temporary file left behind.
         assert_eq!(fs::read_dir(key.dir()).unwrap().count(), 1);
 
-        // A directory the developer took over with the wrong owner is given back.
-        std::os::unix::fs::chown(key.dir(), Some(0), Some(0)).unwrap();
+        // A directory an earlier version gave to the developer is taken back.
+        std::os::unix::fs::chown(key.dir(), Some(12345), Some(23456)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(key.dir(), fs::Permissions::from_mode(0o755)).unwrap();
         key.save("sk-ant-dev2").unwrap();
-        assert_eq!(meta(&key.dir()), (12345, 23456, 0o700));
+        assert_eq!(meta(&key.dir()), (0, root_gid, 0o711));
         assert_eq!(meta(&key.path()), (12345, 23456, 0o600));
 
         // Another developer takes the machine: the first one's key goes.
@@ -561,5 +567,30 @@ mod tests {
         let (removed, failed) = remove_all(key.root());
         assert_eq!(removed, vec![other.path()]);
         assert!(failed.is_empty(), "{failed:?}");
+    }
+
+    /// Root only: a `~/.claude` that is a symlink to another user's (or root's) directory
+    /// names no developer; before, the link's target's owner got the key file.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_claude_dir_names_no_developer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim/.claude");
+        fs::create_dir_all(&victim).unwrap();
+        let home = tmp.path().join("home");
+        fs::create_dir_all(&home).unwrap();
+        let claude = home.join(".claude");
+        std::os::unix::fs::symlink(&victim, &claude).unwrap();
+        if meta(tmp.path()).0 == 0 {
+            std::os::unix::fs::chown(&victim, Some(65534), Some(65534)).unwrap();
+            std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+            std::os::unix::fs::lchown(&claude, Some(1000), Some(1000)).unwrap();
+        }
+        let err = UserKeyFile::for_developer(&tmp.path().join("state"), &claude).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        // With the link gone and no directory yet, the home's owner is the developer.
+        fs::remove_file(&claude).unwrap();
+        let key = UserKeyFile::for_developer(&tmp.path().join("state"), &claude).unwrap();
+        assert_eq!(key.owner().uid, meta(&home).0);
     }
 }

@@ -20,6 +20,8 @@
 //!   `status.json`).
 //! - [`watch`]: `notify` watches (tamper, enrollment).
 //! - [`keyfile`]: the developer's copy of the API key the `apiKeyHelper` reads.
+//! - `userdir` (Unix): the developer's `~/.claude`, opened by root without following a
+//!   symlink, and the files in it.
 //! - [`acl`]: Windows access lists (SDDL) for the state directory and the key files.
 //! - [`wipe`]: what deprovisioning removes.
 //! - [`sources`]: higher-precedence managed sources and other warnings.
@@ -51,6 +53,8 @@ pub mod service;
 pub mod settings;
 pub mod sources;
 pub mod state;
+#[cfg(unix)]
+pub mod userdir;
 pub mod watch;
 pub mod wipe;
 

@@ -10,16 +10,19 @@
 //!    under the `lockdown` rule). Without a cache nothing is written.
 //! 2. With a `device.json`, the agent opens `StreamPolicy` (Bearer credential, `Hello` with
 //!    the last applied version); without one it watches the state directory for `enroll`.
-//! 3. A snapshot is validated, its API key stored (or removed), the drop-in written only if
-//!    its bytes change, the cache saved, then ACKed; an invalid snapshot is NACKed and the
-//!    last good policy stays. Keepalives move the deadline.
+//! 3. A snapshot is validated, the drop-in written only if its bytes change, its API key
+//!    stored (or removed), the cache saved, then ACKed; an invalid snapshot is NACKed and the
+//!    last good policy stays. The policy goes first so that nothing about the key (a file the
+//!    developer planted, a full disk) can hold enforcement back: a key failure is a
+//!    `SettingsWarning`, not a NACK. Keepalives move the deadline.
 //! 4. Past the deadline without contact, `lockdown` writes [`Policy::lockdown`] until the
 //!    next contact; `keep_last` keeps the policy. A stream silent past the deadline is
 //!    treated as dead and reopened.
 //! 5. Failures are retried with full-jitter backoff ([`Backoff`]); `UNAUTHENTICATED` too, but
 //!    logged as "enroll again". `Deprovision`, or a refusal marked revoked, wipes
-//!    ([`crate::wipe`]), writes the lockdown policy, reports (if the stream is up) and stays
-//!    idle, guarding the lockdown file, until `enroll` writes a new `device.json`.
+//!    ([`crate::wipe`]: marker, lockdown policy, files, record, in that order; a wipe
+//!    interrupted by a crash is finished at the next start), reports (if the stream is up) and
+//!    stays idle, guarding the lockdown file, until `enroll` writes a new `device.json`.
 //! 6. A change to the drop-in by anyone else is undone and reported (queued while offline).
 //!
 //! [`run`] takes the shutdown future as a parameter, so `main` (SIGTERM, Ctrl-C) and a
@@ -45,7 +48,10 @@ use crate::messages::{
 use crate::policy::Policy;
 use crate::settings::{RenderOptions, TargetOs};
 use crate::sources;
-use crate::state::{CachedPolicy, Device, StateDir, Status, API_KEY_FILE};
+use crate::state::{
+    CachedPolicy, Device, PendingWipe, StateDir, Status, API_KEY_FILE, CA_FILE, DEVICE_FILE,
+    WIPE_PENDING_FILE,
+};
 use crate::watch::{Pending, Signal, Watches};
 use crate::wipe;
 use crate::{helper_for, now_unix_ms};
@@ -132,10 +138,14 @@ impl Link {
 /// directory cannot be created or read); everything later is logged, retried and reported.
 pub async fn run(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot locate the agent's own binary")?;
-    let user_key = developer_key_file(&paths);
+    let (user_key, developer_warning) = developer_key_file(&paths);
     let helper = helper_for(&exe, &paths, user_key.as_ref());
     let pending = Arc::new(Pending::default());
     let mut agent = Agent::start(paths, helper, user_key, pending.clone()).await?;
+    if let Some(w) = developer_warning {
+        agent.developer_warning = Some(w);
+        agent.refresh_warnings(&mut Link::Idle).await;
+    }
     let mut link = agent.initial_link();
     tokio::pin!(shutdown);
     loop {
@@ -165,20 +175,30 @@ pub fn run_blocking(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow:
 
 /// The developer's key file, or `None` when no developer is found (the helper then reads the
 /// state directory, which only works for the agent's own user).
-fn developer_key_file(paths: &Paths) -> Option<UserKeyFile> {
+/// On Unix, a Claude config directory that was refused (a symlink, not a directory) is also
+/// reported as a `SettingsWarning`: it is what a developer tampering with `~/.claude` looks like.
+fn developer_key_file(paths: &Paths) -> (Option<UserKeyFile>, Option<Warning>) {
     match UserKeyFile::for_developer(&paths.state_dir, &paths.claude_config_dir) {
         Ok(k) => {
             tracing::info!(key_file = %k.path().display(), owner = %k.owner(), "API key helper reads the developer's key file");
-            Some(k)
+            (Some(k), None)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => None,
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => (None, None),
         Err(e) => {
             tracing::warn!(
                 error = %e,
                 "cannot find the owner of the Claude config directory: the API key helper \
                  reads the state directory, which only the agent's user can"
             );
-            None
+            let refused = cfg!(unix) && e.kind() == std::io::ErrorKind::InvalidData;
+            let warning = refused.then(|| Warning {
+                code: sources::CODE_CLAUDE_DIR_REFUSED.to_owned(),
+                detail: format!(
+                    "the Claude config directory was refused ({e}): no developer key file, and \
+                     the wipe will not remove credentials through it"
+                ),
+            });
+            (None, warning)
         }
     }
 }
@@ -208,6 +228,11 @@ struct Agent {
     expired: bool,
     offline_lockdown: bool,
     wiped: bool,
+    /// Why the last snapshot's API key could not be stored or removed, reported with the
+    /// other warnings until a later snapshot succeeds.
+    key_warning: Option<Warning>,
+    /// Why no developer was found, when `~/.claude` was refused.
+    developer_warning: Option<Warning>,
 }
 
 impl Agent {
@@ -268,7 +293,10 @@ impl Agent {
             expired: false,
             offline_lockdown: false,
             wiped,
+            key_warning: None,
+            developer_warning: None,
         };
+        agent.resume_wipe().await;
         agent.apply_at_start();
         agent.status.connected = false;
         agent.status.pid = Some(std::process::id());
@@ -542,14 +570,6 @@ impl Agent {
         if let Err(e) = policy.validate() {
             return refuse(self, format!("invalid policy: {e}"));
         }
-        // The key first: the settings written next point Claude Code at it.
-        let stored = match &api_key {
-            Some(key) => self.store_api_key(key),
-            None => self.remove_api_key(),
-        };
-        if let Err(e) = stored {
-            return refuse(self, format!("cannot store the API key: {e}"));
-        }
         // An unconfirmed (MDM-enrolled) device tells its developer where to confirm it.
         self.enforcer
             .set_announcement(confirm_url.as_deref().filter(|_| device_unverified).map(|url| {
@@ -559,11 +579,33 @@ impl Agent {
             }));
         self.status.device_unverified = device_unverified;
         self.status.confirm_url = confirm_url.filter(|_| device_unverified);
+        // The policy first: a key that cannot be written must not keep it off the disk.
         let written = match self.enforcer.apply(&policy) {
             Ok(written) => written,
             Err(e) => return refuse(self, e.to_string()),
         };
         self.arm_watches();
+        let stored = match &api_key {
+            Some(key) => self.store_api_key(key),
+            None => self.remove_api_key(),
+        };
+        self.key_warning = match stored {
+            Ok(()) => None,
+            Err(e) => {
+                let verb = if api_key.is_some() {
+                    "stored"
+                } else {
+                    "removed"
+                };
+                tracing::error!(version, error = %e, "policy applied, but the API key was not {verb}");
+                Some(Warning {
+                    code: sources::CODE_API_KEY_UNAVAILABLE.to_owned(),
+                    detail: format!(
+                        "policy version {version} applied, but its API key could not be {verb}: {e}"
+                    ),
+                })
+            }
+        };
         let device_id = self
             .device
             .as_ref()
@@ -601,24 +643,28 @@ impl Agent {
         AgentEvent::Ack { version, nonce }
     }
 
-    /// Saves the key in the state directory and in the developer's key file.
+    /// Saves the key in the state directory and in the developer's key file (each tried even
+    /// when the other fails).
     fn store_api_key(&self, key: &str) -> Result<(), String> {
-        self.state.save_api_key(key).map_err(|e| e.to_string())?;
-        match &self.user_key {
-            Some(k) => k.save(key).map_err(|e| e.to_string()),
-            None => Ok(()),
+        let mut failed = Vec::new();
+        if let Err(e) = self.state.save_api_key(key) {
+            failed.push(e.to_string());
         }
+        if let Some(k) = &self.user_key {
+            if let Err(e) = k.save(key) {
+                failed.push(e.to_string());
+            }
+        }
+        joined(failed)
     }
 
     /// Removes the key from the state directory and every developer's key file.
     fn remove_api_key(&self) -> Result<(), String> {
-        self.state.remove(API_KEY_FILE).map_err(|e| e.to_string())?;
-        let (_, failed) = keyfile::remove_all(&keyfile::keys_root(self.state.root()));
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(failed.join("; "))
+        let (_, mut failed) = keyfile::remove_all(&keyfile::keys_root(self.state.root()));
+        if let Err(e) = self.state.remove(API_KEY_FILE) {
+            failed.push(e.to_string());
         }
+        joined(failed)
     }
 
     /// Moves the deadline; returns whether an offline lockdown was lifted.
@@ -698,30 +744,18 @@ impl Agent {
     // Wipe.
 
     async fn wipe(&mut self, reason: String, link: &mut Link) {
-        let mut record = WipeRecord {
+        let pending = PendingWipe {
             reason,
-            ..WipeRecord::default()
+            device_id: self.device.as_ref().map(|d| d.device_id.clone()),
+            started_at_unix_ms: now_unix_ms(),
         };
-        wipe::remove_files(&self.state, &self.paths.claude_config_dir, &mut record);
-        self.device = None;
-        self.cached = None;
-        self.wiped = true;
-        self.offline_lockdown = false;
-        if let Err(e) = self.enforcer.apply(&Policy::lockdown()) {
-            record.failed.push(format!("lockdown policy: {e}"));
+        // Without the marker a crash before (c) would not be finished at the next start; the
+        // wipe goes ahead anyway, since stopping here would keep the credentials.
+        if let Err(e) = self.state.save_pending_wipe(&pending) {
+            tracing::error!(error = %e, "cannot mark the wipe as started; wiping anyway");
         }
-        self.arm_watches();
-        wipe::wipe_keychain(&self.paths.claude_config_dir, &mut record).await;
-        record.wiped_at_unix_ms = now_unix_ms();
-        if record.failed.is_empty() {
-            tracing::warn!(removed = ?record.removed, "wiped; lockdown policy written");
-        } else {
-            tracing::error!(removed = ?record.removed, failed = ?record.failed, "wipe incomplete");
-        }
-        self.status.wiped = Some(record.clone());
-        self.status.connected = false;
-        self.sync_policy_status();
-        self.save_status();
+        wipe::crash_point("wipe-pending");
+        let record = self.finish_wipe(pending).await;
 
         match std::mem::replace(link, Link::Idle) {
             Link::Up { mut stream, .. } => {
@@ -736,6 +770,100 @@ impl Agent {
         }
         self.outbox.clear();
         self.watch_state(true);
+    }
+
+    /// At start: finishes a wipe a crash interrupted (its marker is still there), before the
+    /// cached policy could be applied or a connection opened.
+    async fn resume_wipe(&mut self) {
+        let pending = match self.state.load_pending_wipe() {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable wipe marker: finishing the wipe anyway");
+                PendingWipe {
+                    reason: "an interrupted wipe (unreadable marker)".into(),
+                    ..PendingWipe::default()
+                }
+            }
+        };
+        tracing::warn!(reason = %pending.reason, "a wipe was interrupted: finishing it");
+        self.finish_wipe(pending).await;
+        // A device enrolled after the crash (kept by the wipe) connects; status says wiped
+        // until its first snapshot, as after any re-enrollment.
+        self.device = self.state.load_device().ok().flatten();
+    }
+
+    /// The wipe's steps after the marker: (a) lockdown policy, (b) files and Keychain,
+    /// (c) record in `status.json`, then the marker goes. Each step is safe to repeat.
+    async fn finish_wipe(&mut self, pending: PendingWipe) -> WipeRecord {
+        let mut record = WipeRecord {
+            reason: pending.reason.clone(),
+            ..WipeRecord::default()
+        };
+        self.device = None;
+        self.cached = None;
+        self.wiped = true;
+        self.offline_lockdown = false;
+        self.key_warning = None;
+        // (a) Lockdown first: whatever happens next, Claude Code is restricted.
+        if let Err(e) = self.enforcer.apply(&Policy::lockdown()) {
+            record.failed.push(format!("lockdown policy: {e}"));
+        }
+        self.arm_watches();
+        wipe::crash_point("wipe-lockdown");
+
+        // (b) A device.json of another device is a new enrollment made after a crash: kept.
+        let newer_enrollment = match (self.state.load_device(), &pending.device_id) {
+            (Ok(Some(d)), Some(id)) => d.device_id != *id,
+            _ => false,
+        };
+        let keep: &[&str] = if newer_enrollment {
+            &[DEVICE_FILE, CA_FILE]
+        } else {
+            &[]
+        };
+        wipe::remove_files(
+            &self.state,
+            &self.paths.claude_config_dir,
+            keep,
+            &mut record,
+        );
+        wipe::wipe_keychain(&self.paths.claude_config_dir, &mut record).await;
+        wipe::crash_point("wipe-removed");
+
+        // (c) Recorded last, so "wiped" in status means the files are gone.
+        record.wiped_at_unix_ms = now_unix_ms();
+        let earlier = self.status.wiped.take();
+        if let Some(earlier) = earlier.filter(|e| e.reason == record.reason) {
+            // A crash after (c) last time: keep what that run removed.
+            let mut removed = earlier.removed;
+            for r in record.removed.drain(..) {
+                if !removed.contains(&r) {
+                    removed.push(r);
+                }
+            }
+            record.removed = removed;
+        }
+        if record.failed.is_empty() {
+            tracing::warn!(removed = ?record.removed, "wiped; lockdown policy written");
+        } else {
+            tracing::error!(removed = ?record.removed, failed = ?record.failed, "wipe incomplete");
+        }
+        self.status.wiped = Some(record.clone());
+        self.status.connected = false;
+        self.sync_policy_status();
+        self.status.updated_at_unix_ms = now_unix_ms();
+        match self.state.save_status(&self.status) {
+            Ok(()) => {
+                wipe::crash_point("wipe-recorded");
+                if let Err(e) = self.state.remove(WIPE_PENDING_FILE) {
+                    tracing::warn!(error = %e, "cannot remove the wipe marker");
+                }
+            }
+            // The marker stays: the next start records it again.
+            Err(e) => tracing::error!(error = %e, "cannot record the wipe"),
+        }
+        record
     }
 
     fn write_lockdown(&mut self) {
@@ -834,13 +962,15 @@ impl Agent {
             TargetOs::current(),
         )
         .await;
+        warnings.extend(self.key_warning.clone());
+        warnings.extend(self.developer_warning.clone());
         if self.watches.is_none() {
             warnings.push(Warning {
                 code: sources::CODE_NO_TAMPER_WATCH.to_owned(),
                 detail: "the agent cannot watch its settings file: changes are not undone".into(),
             });
-            warnings.sort();
         }
+        warnings.sort();
         if warnings == self.status.warnings {
             return;
         }
@@ -921,6 +1051,14 @@ fn should_persist_deadline(saved: Option<i64>, new: Option<i64>, now: i64) -> bo
         }
         (None, None) => false,
         _ => true,
+    }
+}
+
+fn joined(failed: Vec<String>) -> Result<(), String> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
     }
 }
 

@@ -45,6 +45,10 @@ pub const CODE_WINDOWS_HKLM: &str = "windows_hklm_policy";
 pub const CODE_LATER_DROP_IN: &str = "later_drop_in";
 /// Warning code: write paths of another platform were left out.
 pub const CODE_INAPPLICABLE_PATHS: &str = "inapplicable_write_paths";
+/// Warning code: the API key could not be written or removed (the policy still applied).
+pub const CODE_API_KEY_UNAVAILABLE: &str = "api_key_unavailable";
+/// Warning code: the Claude config directory is a symlink (or not a directory): not followed.
+pub const CODE_CLAUDE_DIR_REFUSED: &str = "claude_config_dir_refused";
 /// Warning code: tamper protection is off.
 pub const CODE_NO_TAMPER_WATCH: &str = "tamper_watch_unavailable";
 
@@ -78,7 +82,7 @@ pub async fn detect(
 /// non-empty JSON object.
 pub fn server_managed(claude_config_dir: &Path) -> Option<Warning> {
     let path = claude_config_dir.join(REMOTE_SETTINGS_FILE);
-    let bytes = read_user_file(&path, REMOTE_SETTINGS_LIMIT)?;
+    let bytes = read_remote_settings(claude_config_dir)?;
     let text = String::from_utf8_lossy(&bytes);
     let value: serde_json::Value =
         serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
@@ -110,18 +114,37 @@ pub fn server_managed(claude_config_dir: &Path) -> Option<Warning> {
 /// Most of `remote-settings.json` the agent reads; a larger file is not inspected.
 const REMOTE_SETTINGS_LIMIT: u64 = 1 << 20;
 
+/// `remote-settings.json`, read as root from the developer's directory without following a
+/// symlink (at `~/.claude` or at the file), and only when the developer owns it: a link to a
+/// root-only file must not be parsed and its keys sent to the control plane.
+#[cfg(unix)]
+fn read_remote_settings(claude_config_dir: &Path) -> Option<Vec<u8>> {
+    match crate::userdir::UserDir::open(claude_config_dir) {
+        Ok(Some(dir)) => dir.read_file(REMOTE_SETTINGS_FILE, REMOTE_SETTINGS_LIMIT),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "server-managed settings not looked at");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn read_remote_settings(claude_config_dir: &Path) -> Option<Vec<u8>> {
+    read_user_file(
+        &claude_config_dir.join(REMOTE_SETTINGS_FILE),
+        REMOTE_SETTINGS_LIMIT,
+    )
+}
+
 /// Reads a regular file in a directory the developer controls, as the (privileged) agent:
 /// opened without blocking, so a FIFO planted in its place cannot hang the agent, refused
 /// unless it is a regular file, and read up to `limit` bytes.
+#[cfg(not(unix))]
 fn read_user_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
     let file = options.open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > limit {
@@ -302,6 +325,28 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         std::fs::create_dir(&file).unwrap();
         assert_eq!(server_managed(tmp.path()), None);
+    }
+
+    /// A symlink at `remote-settings.json` or at the Claude directory is not followed: root
+    /// would otherwise parse any file the link names and report its keys.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_cache_or_claude_dir_is_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("root-only.json");
+        std::fs::write(&outside, br#"{"secretKey": 1}"#).unwrap();
+        let claude = tmp.path().join(".claude");
+        std::fs::create_dir(&claude).unwrap();
+        std::os::unix::fs::symlink(&outside, claude.join(REMOTE_SETTINGS_FILE)).unwrap();
+        assert_eq!(server_managed(&claude), None);
+
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join(REMOTE_SETTINGS_FILE), br#"{"model": "x"}"#).unwrap();
+        assert!(server_managed(&real).is_some());
+        let linked = tmp.path().join("linked");
+        std::os::unix::fs::symlink(&real, &linked).unwrap();
+        assert_eq!(server_managed(&linked), None);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! | `policy.json` | [`CachedPolicy`]: the last good snapshot, applied at start before connecting |
 //! | `api-key` | the Anthropic API key only, served by `palisade-agent api-key` |
 //! | `status.json` | [`Status`]: what `run` is doing, for `palisade-agent status` |
+//! | `wipe-pending.json` | [`PendingWipe`]: a wipe started and not yet recorded (finished at the next start) |
 //!
 //! The developer's own copy of the key, which the `apiKeyHelper` reads, lives outside
 //! this directory (see [`crate::keyfile`]).
@@ -39,6 +40,8 @@ pub const API_KEY_FILE: &str = "api-key";
 pub const STATUS_FILE: &str = "status.json";
 /// `ca.pem`.
 pub const CA_FILE: &str = "ca.pem";
+/// `wipe-pending.json`.
+pub const WIPE_PENDING_FILE: &str = "wipe-pending.json";
 
 /// Mode of every state file.
 pub const FILE_MODE: u32 = 0o600;
@@ -106,6 +109,20 @@ pub struct CachedPolicy {
     pub sha256: String,
     /// When it was applied (Unix ms).
     pub applied_at_unix_ms: i64,
+}
+
+/// A wipe that was started: written before the first step and removed after the wipe was
+/// recorded in `status.json`, so a crash in between is finished by the next start.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingWipe {
+    /// Why (the server's reason, or the revocation).
+    pub reason: String,
+    /// The enrollment being wiped; a `device.json` of another device (enrolled after the
+    /// crash) is kept.
+    pub device_id: Option<String>,
+    /// When the wipe started (Unix ms).
+    pub started_at_unix_ms: i64,
 }
 
 /// What `run` is doing, for `palisade-agent status`.
@@ -300,6 +317,21 @@ impl StateDir {
     /// Saves the runtime status.
     pub fn save_status(&self, status: &Status) -> Result<(), StateError> {
         self.write_json(STATUS_FILE, status)
+    }
+
+    /// The wipe in progress, if one was started and not recorded.
+    pub fn load_pending_wipe(&self) -> Result<Option<PendingWipe>, StateError> {
+        self.read_json(WIPE_PENDING_FILE)
+    }
+
+    /// Whether a wipe was started and not yet recorded (an unreadable marker counts).
+    pub fn wipe_pending(&self) -> bool {
+        fs::symlink_metadata(self.path(WIPE_PENDING_FILE)).is_ok()
+    }
+
+    /// Marks a wipe as started.
+    pub fn save_pending_wipe(&self, pending: &PendingWipe) -> Result<(), StateError> {
+        self.write_json(WIPE_PENDING_FILE, pending)
     }
 
     /// Saves a copy of the pinned CA and returns its path.

@@ -1,12 +1,19 @@
 //! Deprovisioning: removes the API key, the device credential (and the cached policy and
 //! pinned CA that belong to that enrollment) and Claude Code's stored login for the OS user:
 //! `<claude-config-dir>/.credentials.json` and, on macOS, the Keychain items (services
-//! `Claude Code-credentials` and `Claude Code`) through `/usr/bin/security`. The run loop
-//! writes the lockdown policy and reports the result.
+//! `Claude Code-credentials` and `Claude Code`) through `/usr/bin/security`.
+//!
+//! The run loop does a wipe in this order, each step safe to repeat: it saves
+//! `wipe-pending.json` in the state directory, (a) writes the lockdown policy, (b) removes the
+//! files here, (c) records the wipe in `status.json`, then removes `wipe-pending.json`. A crash
+//! (`kill -9`) anywhere leaves the marker, and the next start finishes the wipe before
+//! anything else. [`crash_point`] is the test hook that proves it.
 //!
 //! Something already absent is neither "removed" nor "failed". The API key goes first (the
 //! developer's key files under `<state-dir>-keys`, then the state directory's copy): it is what
-//! a running Claude Code session uses next.
+//! a running Claude Code session uses next. `.credentials.json` is removed relative to the
+//! Claude directory opened without following a symlink ([`crate::userdir`]), and only when it
+//! is the developer's (or root's): a symlinked `~/.claude` is reported, not followed.
 
 use std::path::{Path, PathBuf};
 
@@ -30,37 +37,107 @@ const SECURITY_NOT_FOUND: i32 = 44;
 /// Upper bound of items deleted per service (each call deletes one match).
 const MAX_KEYCHAIN_ITEMS: usize = 16;
 
-/// Removes the files of a wipe into `record` (the Keychain is [`wipe_keychain`]).
-pub fn remove_files(state: &StateDir, claude_config_dir: &Path, record: &mut WipeRecord) {
+/// The environment variable of the crash test hook: set to a step's name, the agent aborts
+/// right after that step. Only tests set it; unset (always, in production) it does nothing,
+/// and an abort is no worse than the `kill -9` the wipe is built to survive.
+pub const TEST_CRASH_ENV: &str = "PALISADE_AGENT_TEST_CRASH_AT";
+
+/// The steps [`crash_point`] knows, in order: marker saved, (a) lockdown written, (b) files
+/// removed, (c) wipe recorded.
+pub const CRASH_STEPS: [&str; 4] = [
+    "wipe-pending",
+    "wipe-lockdown",
+    "wipe-removed",
+    "wipe-recorded",
+];
+
+/// Test hook: aborts the process (no cleanup, like `kill -9`) when [`TEST_CRASH_ENV`] names
+/// `step`.
+pub fn crash_point(step: &str) {
+    if std::env::var_os(TEST_CRASH_ENV).is_some_and(|v| v == step) {
+        tracing::error!(
+            step,
+            "{TEST_CRASH_ENV}: test hook aborting the agent after {step}"
+        );
+        std::process::abort();
+    }
+}
+
+/// Removes the files of a wipe into `record` (the Keychain is [`wipe_keychain`]); state files
+/// named in `keep` stay (a new enrollment found when an interrupted wipe is finished).
+pub fn remove_files(
+    state: &StateDir,
+    claude_config_dir: &Path,
+    keep: &[&str],
+    record: &mut WipeRecord,
+) {
     let (removed, failed) = keyfile::remove_all(&keyfile::keys_root(state.root()));
     record
         .removed
         .extend(removed.iter().map(|p| p.display().to_string()));
     record.failed.extend(failed);
-    let mut targets: Vec<PathBuf> = [API_KEY_FILE, DEVICE_FILE, POLICY_FILE, CA_FILE]
-        .iter()
-        .map(|name| state.path(name))
-        .collect();
-    targets.insert(1, claude_config_dir.join(CREDENTIALS_FILE));
-    for path in targets {
-        match state::remove_file(&path) {
-            Ok(true) => record.removed.push(path.display().to_string()),
-            Ok(false) => {}
-            Err(e) => record.failed.push(e.to_string()),
+    remove_state_file(state, API_KEY_FILE, record);
+    remove_credentials(claude_config_dir, record);
+    for name in [DEVICE_FILE, POLICY_FILE, CA_FILE] {
+        if !keep.contains(&name) {
+            remove_state_file(state, name, record);
         }
+    }
+}
+
+fn remove_state_file(state: &StateDir, name: &str, record: &mut WipeRecord) {
+    let path = state.path(name);
+    match state::remove_file(&path) {
+        Ok(true) => record.removed.push(path.display().to_string()),
+        Ok(false) => {}
+        Err(e) => record.failed.push(e.to_string()),
+    }
+}
+
+/// `<claude-config-dir>/.credentials.json`, through the directory opened without following a
+/// symlink, and only the developer's (or root's) file.
+#[cfg(unix)]
+fn remove_credentials(claude_config_dir: &Path, record: &mut WipeRecord) {
+    let path = claude_config_dir.join(CREDENTIALS_FILE);
+    let result = crate::userdir::UserDir::open(claude_config_dir)
+        .and_then(|dir| dir.map_or(Ok(false), |d| d.remove_file(CREDENTIALS_FILE)));
+    match result {
+        Ok(true) => record.removed.push(path.display().to_string()),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "Claude Code's credentials not removed");
+            record.failed.push(e.to_string());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn remove_credentials(claude_config_dir: &Path, record: &mut WipeRecord) {
+    let path = claude_config_dir.join(CREDENTIALS_FILE);
+    match state::remove_file(&path) {
+        Ok(true) => record.removed.push(path.display().to_string()),
+        Ok(false) => {}
+        Err(e) => record.failed.push(e.to_string()),
     }
 }
 
 /// The user's login keychain next to `claude_config_dir` (`<home>/.claude` →
 /// `<home>/Library/Keychains/login.keychain-db`), when it exists. The agent runs as root, so
 /// without it `security` would search root's keychains.
+/// No component below the home may be a symlink: root's `security` would otherwise act on
+/// whatever keychain the developer's link names.
 pub fn user_login_keychain(claude_config_dir: &Path) -> Option<PathBuf> {
     let home = claude_config_dir.parent()?;
-    let keychain = home
-        .join("Library")
-        .join("Keychains")
-        .join("login.keychain-db");
-    keychain.is_file().then_some(keychain)
+    let library = home.join("Library");
+    let keychains = library.join("Keychains");
+    let keychain = keychains.join("login.keychain-db");
+    let real = |p: &Path, dir: bool| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| {
+            let t = m.file_type();
+            !t.is_symlink() && if dir { t.is_dir() } else { t.is_file() }
+        })
+    };
+    (real(&library, true) && real(&keychains, true) && real(&keychain, false)).then_some(keychain)
 }
 
 /// On macOS, deletes every Keychain item of [`KEYCHAIN_SERVICES`]; elsewhere nothing.
@@ -145,7 +222,7 @@ mod tests {
         std::fs::write(user_key.path(), b"k").unwrap();
 
         let mut record = WipeRecord::default();
-        remove_files(&state, &claude, &mut record);
+        remove_files(&state, &claude, &[], &mut record);
         assert!(record.failed.is_empty(), "{:?}", record.failed);
         assert_eq!(record.removed.len(), 4, "{:?}", record.removed);
         assert_eq!(
@@ -163,8 +240,77 @@ mod tests {
         assert!(!claude.join(CREDENTIALS_FILE).exists());
 
         let mut again = WipeRecord::default();
-        remove_files(&state, &claude, &mut again);
+        remove_files(&state, &claude, &[], &mut again);
         assert!(again.removed.is_empty() && again.failed.is_empty());
+
+        // `keep` keeps a newer enrollment.
+        std::fs::write(state.path(DEVICE_FILE), b"{}").unwrap();
+        let mut kept = WipeRecord::default();
+        remove_files(&state, &claude, &[DEVICE_FILE], &mut kept);
+        assert!(state.path(DEVICE_FILE).exists());
+    }
+
+    /// `~/.claude` as a symlink to another tree: the credentials there are not removed (before,
+    /// root deleted them through the link), and the refusal is reported.
+    #[cfg(unix)]
+    #[test]
+    fn credentials_behind_a_symlinked_claude_dir_are_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path().join("state"));
+        let victim = tmp.path().join("victim/.claude");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join(CREDENTIALS_FILE), b"{}").unwrap();
+        let claude = tmp.path().join("home/.claude");
+        std::fs::create_dir_all(claude.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &claude).unwrap();
+
+        let mut record = WipeRecord::default();
+        remove_files(&state, &claude, &[], &mut record);
+        assert!(victim.join(CREDENTIALS_FILE).exists());
+        assert_eq!(record.failed.len(), 1, "{:?}", record.failed);
+        assert!(record.failed[0].contains("symlink"), "{:?}", record.failed);
+    }
+
+    /// Root only: credentials owned by another user than the Claude directory's owner are
+    /// left (only root can have put them there; they are not the developer's to lose).
+    #[cfg(unix)]
+    #[test]
+    fn another_users_credentials_are_left() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path().join("state"));
+        let claude = tmp.path().join("home/.claude");
+        std::fs::create_dir_all(&claude).unwrap();
+        let creds = claude.join(CREDENTIALS_FILE);
+        std::fs::write(&creds, b"{}").unwrap();
+        if std::fs::metadata(&creds).unwrap().uid() != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        std::os::unix::fs::chown(&claude, Some(1000), Some(1000)).unwrap();
+        std::os::unix::fs::chown(&creds, Some(65534), Some(65534)).unwrap();
+        let mut record = WipeRecord::default();
+        remove_files(&state, &claude, &[], &mut record);
+        assert!(creds.exists());
+        assert!(
+            record.failed.iter().any(|f| f.contains("65534")),
+            "{:?}",
+            record.failed
+        );
+
+        std::os::unix::fs::chown(&creds, Some(1000), Some(1000)).unwrap();
+        let mut record = WipeRecord::default();
+        remove_files(&state, &claude, &[], &mut record);
+        assert!(!creds.exists(), "the developer's own file goes");
+    }
+
+    #[test]
+    fn crash_points_are_inert_without_the_variable() {
+        // The test process does not set it; every step returns.
+        assert!(std::env::var_os(TEST_CRASH_ENV).is_none());
+        for step in CRASH_STEPS {
+            crash_point(step);
+        }
     }
 
     #[test]
@@ -175,7 +321,17 @@ mod tests {
         let kc = tmp.path().join("Library/Keychains/login.keychain-db");
         std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
         std::fs::write(&kc, b"").unwrap();
-        assert_eq!(user_login_keychain(&claude), Some(kc));
+        assert_eq!(user_login_keychain(&claude), Some(kc.clone()));
+
+        // A symlinked keychain (say, to the System keychain) is not handed to `security`.
+        #[cfg(unix)]
+        {
+            let other = tmp.path().join("other.keychain-db");
+            std::fs::write(&other, b"").unwrap();
+            std::fs::remove_file(&kc).unwrap();
+            std::os::unix::fs::symlink(&other, &kc).unwrap();
+            assert_eq!(user_login_keychain(&claude), None);
+        }
     }
 
     /// A stand-in for `security`: deletes one "item" per call from a counter file and exits

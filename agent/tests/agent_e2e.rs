@@ -126,7 +126,7 @@ async fn enroll_apply_ack_nack_and_api_key() {
                 use std::os::unix::fs::MetadataExt;
                 let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
                 assert_eq!(mode(k.root()), 0o711);
-                assert_eq!(mode(&k.dir()), 0o700);
+                assert_eq!(mode(&k.dir()), 0o711, "the agent's, traversable");
                 assert_eq!(mode(&k.path()), 0o600);
                 let owner = std::fs::metadata(&dirs.claude).unwrap().uid();
                 assert_eq!(std::fs::metadata(k.path()).unwrap().uid(), owner);

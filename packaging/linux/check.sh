@@ -18,8 +18,9 @@
 #  6. as root only, with target/debug/palisade-control-plane: runs the installed agent with
 #     exactly the unit's capability bounding set, NoNewPrivileges and UMask against a real
 #     control plane: enroll, policy and API key for a developer (uid 4242) with a private
-#     home, key rotation after the developer widened their key directory, deprovisioning
-#     wipe of ~/.claude/.credentials.json.
+#     home, a key tree the developer cannot write in, key rotation after the key directory
+#     was widened, deprovisioning wipe of ~/.claude/.credentials.json (waiting for `status`
+#     to say wiped, which the agent records only after the files are gone).
 #
 # Exits non-zero on the first mismatch. Runs as root or unprivileged (step 6 is then skipped);
 # every temp file is removed on exit. Usage: bash packaging/linux/check.sh
@@ -367,7 +368,7 @@ EOF
   wait_for 10 test -s "$dropin" || agent_fail "no drop-in written"
   [ "$(stat -c '%a %u' "$state")" = "700 0" ] || die "state dir: $(stat -c '%a %u' "$state")"
   [ "$(stat -c '%a %u' "$state-keys")" = "711 0" ] || die "key root: $(stat -c '%a %u' "$state-keys")"
-  [ "$(stat -c '%a %u %g' "$state-keys/$dev")" = "700 $dev $dev" ] || die "key dir: $(stat -c '%a %u %g' "$state-keys/$dev")"
+  [ "$(stat -c '%a %u' "$state-keys/$dev")" = "711 0" ] || die "key dir: $(stat -c '%a %u' "$state-keys/$dev")"
   [ "$(stat -c '%a %u %g' "$keyfile")" = "600 $dev $dev" ] || die "key file: $(stat -c '%a %u %g' "$keyfile")"
   [ "$(stat -c '%a' "$settings/managed-settings.d")" = 755 ] || die "managed-settings.d: $(stat -c %a "$settings/managed-settings.d") (umask?)"
   [ "$(stat -c '%a' "$dropin")" = 644 ] || die "drop-in: $(stat -c %a "$dropin")"
@@ -376,27 +377,31 @@ import json, sys
 helper = json.load(open(sys.argv[1]))["apiKeyHelper"]
 assert helper.endswith("api-key --key-file " + sys.argv[2]), helper
 EOF
-  ok "sandboxed agent: enrolled; drop-in 0644 in a 0755 managed-settings.d; key file $dev:$dev 0600 in a 0700 dir under a 0711 root; served to uid $dev"
+  ok "sandboxed agent: enrolled; drop-in 0644 in a 0755 managed-settings.d; key file $dev:$dev 0600 in a root 0711 dir under a 0711 root; served to uid $dev"
 
-  # The developer widens their own key directory; the next key makes the agent narrow it back
-  # (chmod of a directory it does not own: CAP_FOWNER).
-  as_dev chmod 0755 "$state-keys/$dev"
+  # The developer can plant nothing next to their key file, nor widen its directory.
+  if as_dev mkdir "$state-keys/$dev/planted" 2>/dev/null || as_dev chmod 0755 "$state-keys/$dev" 2>/dev/null; then
+    die "the developer could write in or chmod their key directory"
+  fi
+  # Widened anyway (an earlier version's tree): the next key makes the agent narrow it back.
+  chmod 0755 "$state-keys/$dev"
   printf 'sk-ant-api03-linux-check-2' | "$cp_bin" api-key set --org default >/dev/null 2>"$tmp/apikey.err" \
     || { cat "$tmp/apikey.err" >&2; die "api-key set (rotation) failed"; }
   wait_for 30 key_is sk-ant-api03-linux-check-2 || agent_fail "the rotated key never reached the developer's key file"
-  [ "$(stat -c '%a' "$state-keys/$dev")" = 700 ] || die "the key dir stayed $(stat -c %a "$state-keys/$dev")"
-  ok "sandboxed agent: key rotation delivered; the developer-widened key dir is back to 0700"
+  [ "$(stat -c '%a %u' "$state-keys/$dev")" = "711 0" ] || die "the key dir stayed $(stat -c %a "$state-keys/$dev")"
+  ok "sandboxed agent: the developer cannot write in their key dir; key rotation delivered; a widened key dir is back to 0711"
 
   http=$(scim PATCH "/Users/$user_id" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}')
   [ "$http" = 200 ] || { cat "$tmp/scim.json" >&2; die "SCIM PATCH active=false: $http"; }
-  wait_for 30 test ! -e "$home/.claude/.credentials.json" || agent_fail "the wipe did not remove ~/.claude/.credentials.json"
-  wait_for 10 test ! -e "$keyfile" || agent_fail "the wipe did not remove the developer's key file"
-  "$bin" status --json --config "$tmp/agent.toml" >"$tmp/status.json" 2>/dev/null || true
-  python3 - "$tmp/status.json" <<'EOF' || die "status does not report the wipe"
-import json, sys
-s = json.load(open(sys.argv[1]))
-assert s.get("wiped"), s
-EOF
+  # Wait for what is asserted: `status` says wiped. The agent records the wipe only after the
+  # lockdown policy is written and the files are removed, so they are checked after, once.
+  status_wiped() {
+    "$bin" status --json --config "$tmp/agent.toml" 2>/dev/null >"$tmp/status.json" || return 1
+    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("wiped") else 1)' "$tmp/status.json"
+  }
+  wait_for 60 status_wiped || agent_fail "status never reported the wipe"
+  [ ! -e "$home/.claude/.credentials.json" ] || agent_fail "status says wiped but ~/.claude/.credentials.json is still there"
+  [ ! -e "$keyfile" ] || agent_fail "status says wiped but the developer's key file is still there"
   if grep -Ei 'permission denied|operation not permitted' "$tmp/run.err" >&2; then
     die "the sandboxed agent logged permission errors (above)"
   fi

@@ -35,6 +35,10 @@ pub fn read_api_key(state: &StateDir) -> Result<String, ApiKeyError> {
             return Err(ApiKeyError::Wiped);
         }
     }
+    // A wipe under way (or interrupted by a crash) serves nothing either.
+    if state.wipe_pending() {
+        return Err(ApiKeyError::Wiped);
+    }
     if !state.path(DEVICE_FILE).is_file() {
         return Err(ApiKeyError::NotEnrolled);
     }
@@ -138,6 +142,13 @@ mod tests {
         std::fs::write(state.path(DEVICE_FILE), b"{}").unwrap();
         assert!(matches!(read_api_key(&state), Err(ApiKeyError::NoKey)));
         state.save_api_key("sk-ant-1").unwrap();
+        assert_eq!(read_api_key(&state).unwrap(), "sk-ant-1");
+        // A wipe marked as started (the agent may have crashed before removing the key).
+        state
+            .save_pending_wipe(&crate::state::PendingWipe::default())
+            .unwrap();
+        assert!(matches!(read_api_key(&state), Err(ApiKeyError::Wiped)));
+        state.remove(crate::state::WIPE_PENDING_FILE).unwrap();
         assert_eq!(read_api_key(&state).unwrap(), "sk-ant-1");
         state
             .save_status(&Status {

@@ -50,6 +50,9 @@ pub struct StatusReport {
     pub confirm_url: Option<String>,
     /// The wipe's details.
     pub wipe: Option<WipeRecord>,
+    /// A wipe was started and not yet recorded (the agent is doing it, or crashed and the
+    /// next `run` finishes it); `wiped` turns true only once the files are gone.
+    pub wipe_pending: bool,
     /// Conditions an administrator should see.
     pub warnings: Vec<Warning>,
     /// Last error of `run`.
@@ -121,6 +124,7 @@ pub fn gather(paths: &Paths) -> StatusReport {
             .clone()
             .filter(|_| status.device_unverified),
         wipe: status.wiped,
+        wipe_pending: state.wipe_pending(),
         warnings: status.warnings,
         last_error: status.last_error,
         last_tamper: status.last_tamper,
@@ -256,6 +260,10 @@ pub fn render_text(r: &StatusReport) -> String {
                     format!("; FAILED: {}", w.failed.join(", "))
                 }
             ),
+        ),
+        None if r.wipe_pending => line(
+            "wiped:",
+            "IN PROGRESS (started, not finished: `run` finishes it)".to_owned(),
         ),
         None => line("wiped:", "no".to_owned()),
     }

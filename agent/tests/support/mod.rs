@@ -532,6 +532,12 @@ pub struct Running {
 
 impl Running {
     pub fn start(dirs: &Dirs) -> Running {
+        Running::start_with_env(dirs, &[])
+    }
+
+    /// Like [`Running::start`] with extra environment variables (the crash test hook). The
+    /// working directory is the test's temporary root, so a core dump stays in it.
+    pub fn start_with_env(dirs: &Dirs, env: &[(&str, &str)]) -> Running {
         let n = std::fs::read_dir(&dirs.root)
             .map(|d| d.count())
             .unwrap_or(0);
@@ -541,6 +547,9 @@ impl Running {
             .arg("run")
             .args(dirs.location_args())
             .env("PALISADE_AGENT_LOG", "palisade_agent=debug,info")
+            .env_remove("PALISADE_AGENT_TEST_CRASH_AT")
+            .envs(env.iter().copied())
+            .current_dir(&dirs.root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -589,6 +598,14 @@ impl Running {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to end on its own (the crash hook aborts it).
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        match tokio::time::timeout(WAIT, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the agent did not exit; log:\n{}", self.log()),
+        }
     }
 }
 
