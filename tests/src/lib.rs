@@ -28,6 +28,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use serde_json;
 
+pub mod h2raw;
+
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -491,6 +493,19 @@ impl ControlPlane {
     pub async fn restart_after_kill9(&mut self) -> Result<()> {
         self.kill9();
         self.spawn().await
+    }
+
+    /// The server's process id (for `/proc` measurements), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `127.0.0.1:<port>` of the gRPC endpoint.
+    pub fn grpc_addr(&self) -> String {
+        self.grpc_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.grpc_url)
+            .to_string()
     }
 
     pub fn stdout(&self) -> String {
