@@ -205,6 +205,11 @@ impl Store {
         if !enroll_token.starts_with(ENROLL_TOKEN_PREFIX) || enroll_token.len() > 200 {
             return Ok(Err(EnrollRefusal::InvalidToken));
         }
+        let _permit = self
+            .unauthenticated_reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Failed("the store is closing".into()))?;
         let row = sqlx::query(ENROLL_TOKEN_QUERY)
             .bind(sha256_hex(enroll_token))
             .fetch_optional(&self.read)

@@ -101,6 +101,9 @@ pub struct Store {
     postgres_url: Option<String>,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
     creates: tokio::sync::mpsc::Sender<batch::CreateJob>,
+    /// Read connections unauthenticated callers (`Enroll` token checks) may use at once, so a
+    /// flood of them queues here and leaves the rest of the read pool to SCIM and agents.
+    unauthenticated_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -153,6 +156,7 @@ impl Store {
             postgres_url: (backend == Backend::Postgres).then(|| url.clone()),
             events,
             creates,
+            unauthenticated_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 
