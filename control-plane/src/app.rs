@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::crypto::SecretsKey;
 use crate::distribution::Distributor;
 use crate::domain::Actor;
-use crate::grpc::{AgentGrpc, StreamSettings};
+use crate::grpc::{limits, AgentGrpc, GrpcLimits, StreamSettings};
 use crate::scim::{self, error::ScimError, ScimSettings, ScimState, SCIM_PREFIX};
 use crate::store::Store;
 use crate::web::{self, WebState};
@@ -38,6 +38,8 @@ pub struct ServeConfig {
     /// The public base URL of the HTTP port (sign-in pages, the IdP callback); default: the
     /// bound address.
     pub public_url: Option<String>,
+    /// What an unauthenticated peer of the gRPC port may hold.
+    pub grpc_limits: GrpcLimits,
 }
 
 /// Refuses configurations that would expose credentials in clear text.
@@ -183,12 +185,21 @@ pub async fn serve(
     tokio::spawn(distributor.clone().run_events());
     tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
 
+    let lim = config.grpc_limits;
     let grpc_service = palisade_proto::v1::agent_service_server::AgentServiceServer::new(
         AgentGrpc::new(distributor, config.stream, public_url.clone()),
-    );
+    )
+    .max_decoding_message_size(lim.max_message_bytes);
+    // HTTP/2 bounds for peers that have not authenticated: few streams per connection (an
+    // agent uses one; without a limit one connection held 20,000 pending Enrolls), small
+    // header lists, and a GOAWAY for a peer that keeps making the server reset streams.
     let mut grpc_builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)));
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(lim.max_streams_per_connection)
+        .http2_max_header_list_size(lim.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(64))
+        .http2_max_local_error_reset_streams(Some(1024));
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         let cert_pem =
             std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
@@ -200,11 +211,11 @@ pub async fn serve(
             )
             .context("configuring TLS for gRPC")?;
     }
-    let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(
-        tokio::net::TcpListener::from_std(grpc_listener)?,
-    );
+    let grpc_incoming =
+        limits::guarded_incoming(tokio::net::TcpListener::from_std(grpc_listener)?, lim);
     let grpc_task = tokio::spawn(
         grpc_builder
+            .layer(limits::LimitsLayer::new(&lim))
             .add_service(grpc_service)
             .serve_with_incoming_shutdown(grpc_incoming, stopped(stop_rx.clone())),
     );

@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub use serde_json;
 
 pub mod browser;
+pub mod h2raw;
 pub mod oidc;
 pub mod workstation;
 
@@ -495,6 +496,19 @@ impl ControlPlane {
     pub async fn restart_after_kill9(&mut self) -> Result<()> {
         self.kill9();
         self.spawn().await
+    }
+
+    /// The server's process id (for `/proc` measurements), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `127.0.0.1:<port>` of the gRPC endpoint.
+    pub fn grpc_addr(&self) -> String {
+        self.grpc_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.grpc_url)
+            .to_string()
     }
 
     pub fn stdout(&self) -> String {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use palisade_tests::browser::Browser;
-use palisade_tests::oidc::{self, login_over_http, ClaimsMode, OpAccount, OpClient, OpConfig, TestOp};
+use palisade_tests::oidc::{
+    self, login_over_http, ClaimsMode, OpAccount, OpClient, OpConfig, TestOp,
+};
 use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation, SECRETS_KEY};
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
@@ -22,10 +24,16 @@ const CLIENT_SECRET: &str = "s3cret-for-tests";
 /// A control plane with sign-in connected to a fresh test provider.
 struct Setup {
     cp: ControlPlane,
-    op: TestOp,
+    /// Kept alive for the test (the provider stops on drop).
+    _op: TestOp,
 }
 
-async fn setup(backend: Backend, mode: ClaimsMode, claim: &str, accounts: &[OpAccount]) -> Result<Setup> {
+async fn setup(
+    backend: Backend,
+    mode: ClaimsMode,
+    claim: &str,
+    accounts: &[OpAccount],
+) -> Result<Setup> {
     let key = secrets_key_file()?;
     let cp = ControlPlane::start(backend, &["--secrets-key-file", &key]).await?;
     let callback = format!("{}/auth/callback", cp.root_url);
@@ -62,7 +70,14 @@ async fn setup(backend: Backend, mode: ClaimsMode, claim: &str, accounts: &[OpAc
         bail!("oidc set: {}", String::from_utf8_lossy(&out.stderr));
     }
     let shown = cp
-        .cli_ok(&["--public-url", &cp.root_url, "oidc", "show", "--org", "default"])
+        .cli_ok(&[
+            "--public-url",
+            &cp.root_url,
+            "oidc",
+            "show",
+            "--org",
+            "default",
+        ])
         .await?;
     assert!(
         shown.lines().any(|l| l == callback),
@@ -71,7 +86,7 @@ async fn setup(backend: Backend, mode: ClaimsMode, claim: &str, accounts: &[OpAc
     assert!(!shown.contains(CLIENT_SECRET), "the secret is never shown");
     let stored = cp.db.url.clone();
     let _ = stored;
-    Ok(Setup { cp, op })
+    Ok(Setup { cp, _op: op })
 }
 
 async fn create_user(cp: &ControlPlane, user_name: &str) -> Result<String> {
@@ -84,7 +99,10 @@ async fn create_user(cp: &ControlPlane, user_name: &str) -> Result<String> {
         )
         .await?;
     r.expect(201)?;
-    r.body["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no id"))
+    r.body["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no id"))
 }
 
 /// `value="…"` of the input named `name` in a page.
@@ -94,7 +112,9 @@ fn input_value(html: &str, name: &str) -> Result<String> {
         .find(&marker)
         .ok_or_else(|| anyhow!("no input {name} in page:\n{html}"))?
         + marker.len();
-    let end = html[start..].find('"').ok_or_else(|| anyhow!("unterminated value"))?;
+    let end = html[start..]
+        .find('"')
+        .ok_or_else(|| anyhow!("unterminated value"))?;
     Ok(html[start..start + end].to_string())
 }
 
@@ -140,7 +160,13 @@ impl WaitingAgent {
 
 /// Follows the pages over HTTP like a browser would: code form, IdP sign-in, confirmation.
 /// Returns the final page's status and body.
-async fn confirm_over_http(s: &Setup, link: &str, login: &str, password: &str, decision: &str) -> Result<(u16, String)> {
+async fn confirm_over_http(
+    s: &Setup,
+    link: &str,
+    login: &str,
+    password: &str,
+    decision: &str,
+) -> Result<(u16, String)> {
     let cp = &s.cp;
     let ua = oidc::http_client()?;
     let form = ua.get(link).send().await?;
@@ -151,7 +177,10 @@ async fn confirm_over_http(s: &Setup, link: &str, login: &str, password: &str, d
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "CSP: {csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "CSP: {csp}"
+    );
     let html = form.text().await?;
     let csrf = input_value(&html, "csrf")?;
     let code = input_value(&html, "code")?;
@@ -162,7 +191,11 @@ async fn confirm_over_http(s: &Setup, link: &str, login: &str, password: &str, d
         .send()
         .await?;
     if !submitted.status().is_redirection() {
-        bail!("code submission: {} {}", submitted.status(), submitted.text().await?);
+        bail!(
+            "code submission: {} {}",
+            submitted.status(),
+            submitted.text().await?
+        );
     }
     let location = submitted
         .headers()
@@ -185,28 +218,43 @@ async fn confirm_over_http(s: &Setup, link: &str, login: &str, password: &str, d
     assert_eq!(confirm.status(), 200);
     let page = confirm.text().await?;
     assert!(page.contains(&code), "the confirmation shows the code");
-    assert!(page.contains("id=\"hostname\""), "the confirmation shows the device");
+    assert!(
+        page.contains("id=\"hostname\""),
+        "the confirmation shows the device"
+    );
     let csrf = input_value(&page, "csrf")?;
     let grant = input_value(&page, "grant")?;
     // A cross-site POST and a POST without the session's token are refused.
     let cross = ua
         .post(format!("{}/enroll/device/confirm", cp.root_url))
         .header("origin", "http://evil.example")
-        .form(&[("csrf", csrf.as_str()), ("grant", grant.as_str()), ("decision", "approve")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("grant", grant.as_str()),
+            ("decision", "approve"),
+        ])
         .send()
         .await?;
     assert_eq!(cross.status(), 403, "cross-origin POST refused");
     let forged = ua
         .post(format!("{}/enroll/device/confirm", cp.root_url))
         .header("origin", &cp.root_url)
-        .form(&[("csrf", "forged"), ("grant", grant.as_str()), ("decision", "approve")])
+        .form(&[
+            ("csrf", "forged"),
+            ("grant", grant.as_str()),
+            ("decision", "approve"),
+        ])
         .send()
         .await?;
     assert_eq!(forged.status(), 403, "POST without the CSRF token refused");
     let decided = ua
         .post(format!("{}/enroll/device/confirm", cp.root_url))
         .header("origin", &cp.root_url)
-        .form(&[("csrf", csrf.as_str()), ("grant", grant.as_str()), ("decision", decision)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("grant", grant.as_str()),
+            ("decision", decision),
+        ])
         .send()
         .await?;
     let status = decided.status().as_u16();
@@ -241,13 +289,20 @@ async fn interactive_enrollment(backend: Backend, mode: ClaimsMode) -> Result<()
     assert_eq!(d[0]["method"], "sign-in");
     assert_eq!(d[0]["userName"], "alice@example.com");
     w.start()?;
-    w.wait_for("the key for a signed-in device", |w| w.state().join("api-key").exists())
-        .await?;
-    let audit = s.cp.cli_ok(&["audit", "--org", "default", "--json"]).await?;
+    w.wait_for("the key for a signed-in device", |w| {
+        w.state().join("api-key").exists()
+    })
+    .await?;
+    let audit =
+        s.cp.cli_ok(&["audit", "--org", "default", "--json"])
+            .await?;
     for action in ["\"signin\"", "device.authorize", "device.enroll"] {
         assert!(audit.contains(action), "audit has {action}: {audit}");
     }
-    assert!(audit.contains("\"method\":\"sign-in\""), "the method is audited");
+    assert!(
+        audit.contains("\"method\":\"sign-in\""),
+        "the method is audited"
+    );
     let _ = SECRETS_KEY;
     Ok(())
 }
@@ -268,7 +323,10 @@ async fn unmatched_and_deprovisioned_are_refused(backend: Backend) -> Result<()>
     let s = setup(backend, ClaimsMode::Rich, "email", &[stranger, leaver]).await?;
     let leaver_id = create_user(&s.cp, "leaver@example.com").await?;
     s.cp.scim()
-        .patch_ops(&format!("/Users/{leaver_id}"), json!([{"op": "replace", "value": {"active": false}}]))
+        .patch_ops(
+            &format!("/Users/{leaver_id}"),
+            json!([{"op": "replace", "value": {"active": false}}]),
+        )
         .await?
         .expect(200)?;
     for (login, password) in [("stranger", "pw1"), ("leaver", "pw2")] {
@@ -281,7 +339,9 @@ async fn unmatched_and_deprovisioned_are_refused(backend: Backend) -> Result<()>
         assert!(!w.state().join("device.json").exists());
     }
     assert!(device_list(&s.cp).await?.is_empty());
-    let audit = s.cp.cli_ok(&["audit", "--org", "default", "--json"]).await?;
+    let audit =
+        s.cp.cli_ok(&["audit", "--org", "default", "--json"])
+            .await?;
     assert!(audit.matches("signin.refused").count() >= 2, "{audit}");
     Ok(())
 }
@@ -295,7 +355,10 @@ async fn mdm_device_confirmed_by_its_person(backend: Backend) -> Result<()> {
     create_user(&s.cp, "alice@example.com").await?;
     create_user(&s.cp, "mallory@example.com").await?;
     set_org_api_key(&s.cp, "sk-ant-mdm-confirm").await?;
-    let token = s.cp.enroll_token.clone().ok_or_else(|| anyhow!("no token"))?;
+    let token =
+        s.cp.enroll_token
+            .clone()
+            .ok_or_else(|| anyhow!("no token"))?;
     let mut w = Workstation::new()?;
     let out = w.enroll(&s.cp, &token, "alice@example.com").await?;
     assert!(out.status.success());
@@ -307,8 +370,15 @@ async fn mdm_device_confirmed_by_its_person(backend: Backend) -> Result<()> {
             .is_some()
     })
     .await?;
-    if let Some(text) = w.drop_in().and_then(|d| d["companyAnnouncements"][0].as_str().map(str::to_string)) {
-        link = text.split_whitespace().last().unwrap_or_default().to_string();
+    if let Some(text) = w
+        .drop_in()
+        .and_then(|d| d["companyAnnouncements"][0].as_str().map(str::to_string))
+    {
+        link = text
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
     }
     assert!(link.starts_with(&s.cp.root_url), "link: {link}");
     let callback_prefix = format!("{}/auth/callback", s.cp.root_url);
@@ -333,13 +403,18 @@ async fn mdm_device_confirmed_by_its_person(backend: Backend) -> Result<()> {
     let done = ua
         .post(format!("{}/enroll/device/verify", s.cp.root_url))
         .header("origin", &s.cp.root_url)
-        .form(&[("csrf", csrf.as_str()), ("device", device.as_str()), ("decision", "approve")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("device", device.as_str()),
+            ("decision", "approve"),
+        ])
         .send()
         .await?;
     assert_eq!(done.status(), 200, "{}", done.text().await?);
     w.wait_for("the key after confirmation", |w| {
         w.state().join("api-key").exists()
-            && w.drop_in().is_some_and(|d| d.get("companyAnnouncements").is_none())
+            && w.drop_in()
+                .is_some_and(|d| d.get("companyAnnouncements").is_none())
     })
     .await?;
     assert_eq!(device_list(&s.cp).await?[0]["identity"], "verified");
@@ -360,16 +435,29 @@ async fn interactive_enrollment_in_chromium() {
         let agent = start_login(&w, &s.cp).await?;
         let c = &browser.client;
         c.goto(&agent.link).await?;
-        c.find(fantoccini::Locator::Id("continue")).await?.click().await?;
+        c.find(fantoccini::Locator::Id("continue"))
+            .await?
+            .click()
+            .await?;
         browser
             .fill_login_on_current_page("alice", "alice-pw")
             .await?;
         browser
-            .wait_for_url_prefix(&format!("{}/enroll/device/confirm", s.cp.root_url), Duration::from_secs(20))
+            .wait_for_url_prefix(
+                &format!("{}/enroll/device/confirm", s.cp.root_url),
+                Duration::from_secs(20),
+            )
             .await?;
-        let shown = c.find(fantoccini::Locator::Id("person")).await?.text().await?;
+        let shown = c
+            .find(fantoccini::Locator::Id("person"))
+            .await?
+            .text()
+            .await?;
         assert_eq!(shown, "alice@example.com");
-        c.find(fantoccini::Locator::Id("approve")).await?.click().await?;
+        c.find(fantoccini::Locator::Id("approve"))
+            .await?
+            .click()
+            .await?;
         let heading = c
             .wait()
             .at_most(Duration::from_secs(20))

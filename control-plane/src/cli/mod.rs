@@ -125,6 +125,24 @@ pub struct ServeArgs {
     /// Seconds between keepalives on an idle policy stream.
     #[arg(long, default_value_t = 30)]
     pub keepalive_seconds: u64,
+    /// gRPC connections held at once (all peers); further ones are closed at accept.
+    #[arg(long, default_value_t = 60_000)]
+    pub grpc_max_connections: usize,
+    /// HTTP/2 streams one gRPC connection may have open (an agent uses one).
+    #[arg(long, default_value_t = 64)]
+    pub grpc_max_streams: u32,
+    /// Seconds a new gRPC connection has to make its first request (TLS and HTTP/2 handshakes).
+    #[arg(long, default_value_t = 10)]
+    pub grpc_handshake_timeout_seconds: u64,
+    /// Seconds an Enroll call may take from its headers to its answer.
+    #[arg(long, default_value_t = 10)]
+    pub enroll_timeout_seconds: u64,
+    /// Sustained Enroll calls per second per source address (IPv6: per /64); 0 disables.
+    #[arg(long, default_value_t = 10)]
+    pub enroll_rate_limit: u32,
+    /// Enroll calls a source address may burst above the sustained rate.
+    #[arg(long, default_value_t = 100)]
+    pub enroll_rate_burst: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +213,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Default::default()
                 },
                 public_url: cli.public_url.clone(),
+                grpc_limits: crate::grpc::GrpcLimits {
+                    max_connections: args.grpc_max_connections.max(1),
+                    max_streams_per_connection: args.grpc_max_streams.max(1),
+                    handshake_timeout: std::time::Duration::from_secs(
+                        args.grpc_handshake_timeout_seconds.max(1),
+                    ),
+                    enroll_timeout: std::time::Duration::from_secs(
+                        args.enroll_timeout_seconds.max(1),
+                    ),
+                    enroll_rate_per_second: args.enroll_rate_limit,
+                    enroll_rate_burst: args.enroll_rate_burst,
+                    ..Default::default()
+                },
             };
             app::serve(config, app::shutdown_signal()).await
         }

@@ -183,7 +183,9 @@ impl AgentGrpc {
             .map_err(internal)?
             .ok_or_else(|| {
                 tracing::warn!(%source, "too many sign-ins waiting; refusing a new one");
-                Status::resource_exhausted("too many sign-ins are waiting; try again in a few minutes")
+                Status::resource_exhausted(
+                    "too many sign-ins are waiting; try again in a few minutes",
+                )
             })?;
         let base = format!("{}/enroll/device", self.public_url.trim_end_matches('/'));
         let code = &started.grant.user_code;

@@ -3,8 +3,11 @@
 
 mod convert;
 mod enroll;
+pub mod limits;
 mod progress;
+mod reports;
 mod service;
 
 pub use enroll::ENROLL_REFUSED;
+pub use limits::GrpcLimits;
 pub use service::{AgentGrpc, StreamSettings};

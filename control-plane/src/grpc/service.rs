@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::progress::ProgressRecorder;
+use super::reports::{self, Coalescer, OwnedReport, ReportLimiter};
 use crate::distribution::hub::Wakeup;
 use crate::distribution::Distributor;
 use crate::domain::{now_micros, DeviceAuth};
@@ -49,6 +50,7 @@ pub struct AgentGrpc {
     progress: ProgressRecorder,
     /// The control plane's public HTTP base URL, for the sign-in pages' links.
     pub(super) public_url: String,
+    reports: ReportLimiter,
 }
 
 impl AgentGrpc {
@@ -63,6 +65,7 @@ impl AgentGrpc {
             settings,
             progress,
             public_url,
+            reports: ReportLimiter::new(),
         }
     }
 }
@@ -137,6 +140,11 @@ impl pb::agent_service_server::AgentService for AgentGrpc {
             .map_err(internal)?
             .ok_or_else(|| Status::unauthenticated("unknown device credential; enroll again"))?;
         if let Some(reason) = &device.revoked_reason {
+            // A revoked credential can reconnect in a loop: its reconnections share the
+            // device's report budget, and the store coalesces the rows.
+            if !self.reports.allow(&device.device_id) {
+                return Err(revoked_status(reason));
+            }
             if let Err(e) = self
                 .distributor
                 .store
@@ -153,6 +161,7 @@ impl pb::agent_service_server::AgentService for AgentGrpc {
             grpc: self.clone(),
             device,
             tx,
+            reports: std::sync::Mutex::new(Coalescer::default()),
         };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(
@@ -166,6 +175,8 @@ struct Session {
     grpc: AgentGrpc,
     device: DeviceAuth,
     tx: mpsc::Sender<Result<pb::ServerMessage, Status>>,
+    /// Reports gathered since the last flush (the session's own task is the only user).
+    reports: std::sync::Mutex<Coalescer>,
 }
 
 impl Session {
@@ -176,7 +187,42 @@ impl Session {
             .is_ok()
     }
 
-    async fn run(self, mut inbound: Streaming<pb::AgentMessage>) {
+    async fn run(self, inbound: Streaming<pb::AgentMessage>) {
+        self.serve(inbound).await;
+        // Whatever way the stream ended, gathered reports are written.
+        self.flush_reports().await;
+    }
+
+    fn coalescer(&self) -> std::sync::MutexGuard<'_, Coalescer> {
+        self.reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn flush_reports(&self) {
+        let writes = self.coalescer().flush();
+        if !writes.is_empty() {
+            reports::write(&self.grpc.distributor.store, &self.device.device_id, writes).await;
+        }
+    }
+
+    /// Takes one report: counted against the device's budget, written now if it is the first
+    /// of its kind in a while, gathered otherwise.
+    async fn report(&self, report: OwnedReport) {
+        let allowed = self.grpc.reports.allow(&self.device.device_id);
+        let now = self.coalescer().add(report, allowed);
+        if let Some(write) = now {
+            tracing::warn!(device_id = %self.device.device_id, report = ?write.0, "agent report (repeats within the flush interval are counted in its audit entry)");
+            reports::write(
+                &self.grpc.distributor.store,
+                &self.device.device_id,
+                vec![write],
+            )
+            .await;
+        }
+    }
+
+    async fn serve(&self, mut inbound: Streaming<pb::AgentMessage>) {
         let d = &self.grpc.distributor;
         let device_id = self.device.device_id.clone();
         let user_id = self.device.user_id.clone();
@@ -211,6 +257,8 @@ impl Session {
         }
         let mut keepalive = tokio::time::interval(self.grpc.settings.keepalive);
         keepalive.tick().await;
+        let mut flush = tokio::time::interval(reports::FLUSH_INTERVAL);
+        flush.tick().await;
         let mut deprovisioned = false;
         loop {
             tokio::select! {
@@ -250,6 +298,7 @@ impl Session {
                     }
                     None => return,
                 },
+                _ = flush.tick() => self.flush_reports().await,
                 _ = keepalive.tick() => {
                     if deprovisioned { continue; }
                     let valid_until = self.valid_until().await;
@@ -345,68 +394,47 @@ impl Session {
     }
 
     async fn handle(&self, msg: AgentMsg, pending_nonce: &str) -> Result<(), ()> {
-        let store = &self.grpc.distributor.store;
         let id = &self.device.device_id;
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let result = match msg {
+        // Logged at debug per report: a flood must not flood the log either; the audit row
+        // carries the count.
+        let report = match msg {
             AgentMsg::Ack(a) if a.nonce == pending_nonce => {
                 self.grpc.progress.applied(id, as_i64(a.version));
-                Ok(())
+                return Ok(());
             }
             AgentMsg::Nack(n) if n.nonce == pending_nonce => {
-                tracing::warn!(device_id = %id, version = n.version, error = %n.error, "agent rejected a policy");
-                store
-                    .record_device_report(
-                        id,
-                        DeviceReport::Rejected {
-                            version: as_i64(n.version),
-                            error: &n.error,
-                        },
-                    )
-                    .await
+                tracing::debug!(device_id = %id, version = n.version, error = %n.error, "agent rejected a policy");
+                OwnedReport::Rejected {
+                    version: as_i64(n.version),
+                    error: n.error,
+                }
             }
             // A reply to an older snapshot is superseded (xDS nonce rule).
-            AgentMsg::Ack(_) | AgentMsg::Nack(_) | AgentMsg::Hello(_) => Ok(()),
+            AgentMsg::Ack(_) | AgentMsg::Nack(_) | AgentMsg::Hello(_) => return Ok(()),
             AgentMsg::Tamper(t) => {
-                tracing::warn!(device_id = %id, path = %t.path, kind = %t.kind, "agent restored tampered settings");
-                store
-                    .record_device_report(
-                        id,
-                        DeviceReport::Tampered {
-                            path: &t.path,
-                            kind: &t.kind,
-                        },
-                    )
-                    .await
+                tracing::debug!(device_id = %id, path = %t.path, kind = %t.kind, "agent restored tampered settings");
+                OwnedReport::Tampered {
+                    path: t.path,
+                    kind: t.kind,
+                }
             }
             AgentMsg::Wipe(w) => {
                 tracing::info!(device_id = %id, removed = w.removed.len(), failed = w.failed.len(), "agent wiped");
-                store
-                    .record_device_report(
-                        id,
-                        DeviceReport::Wiped {
-                            removed: &w.removed,
-                            failed: &w.failed,
-                        },
-                    )
-                    .await
+                OwnedReport::Wiped {
+                    removed: w.removed,
+                    failed: w.failed,
+                }
             }
             AgentMsg::Warning(w) => {
-                tracing::warn!(device_id = %id, code = %w.code, detail = %w.detail, "agent warning");
-                store
-                    .record_device_report(
-                        id,
-                        DeviceReport::Warning {
-                            code: &w.code,
-                            detail: &w.detail,
-                        },
-                    )
-                    .await
+                tracing::debug!(device_id = %id, code = %w.code, detail = %w.detail, "agent warning");
+                OwnedReport::Warning {
+                    code: w.code,
+                    detail: w.detail,
+                }
             }
         };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "recording an agent report failed");
-        }
+        self.report(report).await;
         Ok(())
     }
 }

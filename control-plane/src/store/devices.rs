@@ -6,10 +6,11 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::enrollment::EnrollRefusal;
 use super::enrollment::{clip, DEVICE_CREDENTIAL_PREFIX};
 use super::secrets::{mint_secret, pick_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
-use crate::domain::{now_micros, Actor, Device, DeviceAuth, EnrollToken, Micros};
+use crate::domain::{now_micros, to_rfc3339, Actor, Device, DeviceAuth, EnrollToken, Micros};
 
 /// Every enrollment token starts with this.
 pub const ENROLL_TOKEN_PREFIX: &str = "pal_enroll_";
@@ -52,6 +53,41 @@ fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
             .try_get::<Option<String>, _>("enroll_method")?
             .unwrap_or_default(),
     })
+}
+
+/// An enrollment token that checked out: which organisation it enrolls into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollTokenCheck {
+    pub token_id: String,
+    pub org_id: String,
+    pub org_slug: String,
+}
+
+pub(crate) const ENROLL_TOKEN_QUERY: &str =
+    "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t \
+     JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1";
+
+/// The verdict on a row of [`ENROLL_TOKEN_QUERY`] (`None`: no such token) at `now`.
+pub(crate) fn token_check(
+    row: Option<&AnyRow>,
+    now: Micros,
+) -> StoreResult<Result<EnrollTokenCheck, EnrollRefusal>> {
+    let Some(token) = row else {
+        return Ok(Err(EnrollRefusal::InvalidToken));
+    };
+    let revoked: Option<i64> = token.try_get("revoked_at")?;
+    if revoked.is_some() {
+        return Ok(Err(EnrollRefusal::InvalidToken));
+    }
+    let expires: Option<i64> = token.try_get("expires_at")?;
+    if expires.is_some_and(|e| e <= now) {
+        return Ok(Err(EnrollRefusal::ExpiredToken));
+    }
+    Ok(Ok(EnrollTokenCheck {
+        token_id: token.try_get("id")?,
+        org_id: token.try_get("org_id")?,
+        org_slug: token.try_get("slug")?,
+    }))
 }
 
 impl Store {
@@ -192,6 +228,27 @@ impl Store {
         })
     }
 
+    /// Validates an enrollment token (known, not revoked, not expired) on the read pool, so a
+    /// caller with a bad token costs one indexed read and never takes the writer.
+    pub async fn check_enroll_token(
+        &self,
+        enroll_token: &str,
+    ) -> StoreResult<Result<EnrollTokenCheck, EnrollRefusal>> {
+        if !enroll_token.starts_with(ENROLL_TOKEN_PREFIX) || enroll_token.len() > 200 {
+            return Ok(Err(EnrollRefusal::InvalidToken));
+        }
+        let _permit = self
+            .unauthenticated_reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Failed("the store is closing".into()))?;
+        let row = sqlx::query(ENROLL_TOKEN_QUERY)
+            .bind(sha256_hex(enroll_token))
+            .fetch_optional(&self.read)
+            .await?;
+        token_check(row.as_ref(), now_micros())
+    }
+
     /// What a device may receive right now: whether it is verified and live, and whether its
     /// person is active (read together, so a snapshot never carries a key past a deactivation).
     pub async fn device_standing(&self, device_id: &str) -> StoreResult<DeviceStanding> {
@@ -314,11 +371,38 @@ impl Store {
     }
 
     /// Records what a device reported that belongs in the audit trail: a NACK, a tamper, a
-    /// wipe, a warning, or a revoked device's reconnection.
+    /// wipe, a warning, or a revoked device's reconnection. One report; see
+    /// [`Store::record_device_reports`].
     pub async fn record_device_report(
         &self,
         device_id: &str,
         report: DeviceReport<'_>,
+    ) -> StoreResult<()> {
+        let now = now_micros();
+        self.record_device_reports(
+            device_id,
+            report,
+            ReportTally {
+                count: 1,
+                dropped: 0,
+                first_at: now,
+                last_at: now,
+            },
+        )
+        .await
+    }
+
+    /// Records `tally.count` reports like `report` (plus `tally.dropped` the rate limit
+    /// discarded). Reports coalesce in the store: while the device's latest audit row of the
+    /// same action is younger than [`REPORT_COALESCE_WINDOW_MICROS`], it is updated (count,
+    /// lastAt, a few distinct samples) instead of a new row being added. So however often a
+    /// device reports, and however often it reconnects, it adds at most one row per kind per
+    /// window.
+    pub async fn record_device_reports(
+        &self,
+        device_id: &str,
+        report: DeviceReport<'_>,
+        tally: ReportTally,
     ) -> StoreResult<()> {
         let now = now_micros();
         let mut tx = self.begin_write().await?;
@@ -331,10 +415,7 @@ impl Store {
         let Some(org_id) = org else {
             return Err(StoreError::NotFound);
         };
-        let actor = Actor::Device {
-            id: device_id.to_string(),
-        };
-        match report {
+        let (action, payload) = match report {
             DeviceReport::Rejected { version, error } => {
                 sqlx::query("UPDATE devices SET last_seen_at = $1, last_error = $2 WHERE id = $3")
                     .bind(now)
@@ -342,29 +423,15 @@ impl Store {
                     .bind(device_id)
                     .execute(&mut *tx)
                     .await?;
-                audit::record(
-                    &mut tx,
-                    &org_id,
-                    &actor,
+                (
                     "device.nack",
-                    "Device",
-                    Some(device_id),
                     json!({"version": version, "error": clip(error, 2000)}),
                 )
-                .await?;
             }
-            DeviceReport::Tampered { path, kind } => {
-                audit::record(
-                    &mut tx,
-                    &org_id,
-                    &actor,
-                    "device.tamper",
-                    "Device",
-                    Some(device_id),
-                    json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
-                )
-                .await?;
-            }
+            DeviceReport::Tampered { path, kind } => (
+                "device.tamper",
+                json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
+            ),
             DeviceReport::Wiped { removed, failed } => {
                 sqlx::query("UPDATE devices SET wiped_at = $1, last_seen_at = $1 WHERE id = $2")
                     .bind(now)
@@ -373,16 +440,10 @@ impl Store {
                     .await?;
                 let clip_all =
                     |v: &[String]| v.iter().take(64).map(|s| clip(s, 1000)).collect::<Vec<_>>();
-                audit::record(
-                    &mut tx,
-                    &org_id,
-                    &actor,
+                (
                     "device.wipe",
-                    "Device",
-                    Some(device_id),
                     json!({"removed": clip_all(removed), "failed": clip_all(failed)}),
                 )
-                .await?;
             }
             DeviceReport::RefusedRevoked => {
                 sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
@@ -390,26 +451,62 @@ impl Store {
                     .bind(device_id)
                     .execute(&mut *tx)
                     .await?;
-                audit::record(
-                    &mut tx,
-                    &org_id,
-                    &actor,
+                (
                     "device.refused",
-                    "Device",
-                    Some(device_id),
                     json!({"reason": "revoked credential presented; the agent was told to wipe"}),
                 )
-                .await?;
             }
-            DeviceReport::Warning { code, detail } => {
+            DeviceReport::Warning { code, detail } => (
+                "device.warning",
+                json!({"code": clip(code, 64), "detail": clip(detail, 2000)}),
+            ),
+        };
+        let latest = sqlx::query(
+            "SELECT id, detail FROM audit_events WHERE resource_id = $1 AND action = $2 AND at >= $3 \
+             ORDER BY at DESC LIMIT 1",
+        )
+        .bind(device_id)
+        .bind(action)
+        .bind(now - REPORT_COALESCE_WINDOW_MICROS)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let merged = match &latest {
+            Some(row) => {
+                let text: String = row.try_get("detail")?;
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|old| merge_report(old, &payload, &tally))
+            }
+            None => None,
+        };
+        match (latest, merged) {
+            (Some(row), Some(detail)) => {
+                let id: String = row.try_get("id")?;
+                sqlx::query("UPDATE audit_events SET detail = $1 WHERE id = $2")
+                    .bind(detail.to_string())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            _ => {
+                let mut detail = payload;
+                if let Some(d) = detail.as_object_mut() {
+                    d.insert("count".into(), json!(tally.count));
+                    d.insert("dropped".into(), json!(tally.dropped));
+                    d.insert("firstAt".into(), json!(to_rfc3339(tally.first_at)));
+                    d.insert("lastAt".into(), json!(to_rfc3339(tally.last_at)));
+                }
+                let actor = Actor::Device {
+                    id: device_id.to_string(),
+                };
                 audit::record(
                     &mut tx,
                     &org_id,
                     &actor,
-                    "device.warning",
+                    action,
                     "Device",
                     Some(device_id),
-                    json!({"code": clip(code, 64), "detail": clip(detail, 2000)}),
+                    detail,
                 )
                 .await?;
             }
@@ -425,6 +522,51 @@ pub struct DeviceStanding {
     pub verified: bool,
     pub live: bool,
     pub user_active: bool,
+}
+
+/// How long a device's audit row of one kind keeps absorbing further reports of that kind.
+pub const REPORT_COALESCE_WINDOW_MICROS: i64 = 60 * 1_000_000;
+/// Distinct payloads a coalesced row keeps beside its first one.
+const REPORT_SAMPLES: usize = 8;
+
+/// How many reports a write stands for, and when they arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportTally {
+    /// Reports accepted.
+    pub count: u64,
+    /// Reports the per-device rate limit discarded (counted, not stored one by one).
+    pub dropped: u64,
+    pub first_at: Micros,
+    pub last_at: Micros,
+}
+
+/// Folds `tally` and `payload` into a coalesced row's detail; `None` if the row is not one.
+fn merge_report(
+    mut old: serde_json::Value,
+    payload: &serde_json::Value,
+    tally: &ReportTally,
+) -> Option<serde_json::Value> {
+    let count = old.get("count")?.as_u64()?;
+    let dropped = old.get("dropped").and_then(|d| d.as_u64()).unwrap_or(0);
+    let same = payload
+        .as_object()
+        .is_some_and(|p| p.iter().all(|(k, v)| old.get(k) == Some(v)));
+    let d = old.as_object_mut()?;
+    d.insert("count".into(), json!(count.saturating_add(tally.count)));
+    d.insert(
+        "dropped".into(),
+        json!(dropped.saturating_add(tally.dropped)),
+    );
+    d.insert("lastAt".into(), json!(to_rfc3339(tally.last_at)));
+    if !same {
+        let samples = d.entry("otherSamples").or_insert_with(|| json!([]));
+        if let Some(list) = samples.as_array_mut() {
+            if list.len() < REPORT_SAMPLES && !list.contains(payload) {
+                list.push(payload.clone());
+            }
+        }
+    }
+    Some(old)
 }
 
 /// Something a device reported that the audit trail keeps (seen/applied bookkeeping goes

@@ -281,36 +281,22 @@ impl Store {
         user_name: &str,
         ctx: &EnrollContext<'_>,
     ) -> StoreResult<Result<Enrollment, EnrollRefusal>> {
-        let token_hash = sha256_hex(enroll_token);
-        let check = |row: Option<sqlx::any::AnyRow>| -> StoreResult<Result<(String, String, String), EnrollRefusal>> {
-            let Some(token) = row else {
-                return Ok(Err(EnrollRefusal::InvalidToken));
-            };
-            let revoked: Option<i64> = token.try_get("revoked_at")?;
-            if revoked.is_some() {
-                return Ok(Err(EnrollRefusal::InvalidToken));
-            }
-            let expires: Option<i64> = token.try_get("expires_at")?;
-            if expires.is_some_and(|e| e <= now_micros()) {
-                return Ok(Err(EnrollRefusal::ExpiredToken));
-            }
-            Ok(Ok((token.try_get("id")?, token.try_get("org_id")?, token.try_get("slug")?)))
-        };
-        const TOKEN_QUERY: &str = "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1";
-        let pre = sqlx::query(TOKEN_QUERY)
-            .bind(&token_hash)
-            .fetch_optional(&self.read)
-            .await?;
-        if let Err(refusal) = check(pre)? {
+        // Unauthenticated callers must not queue for the single writer: a bad token is
+        // refused from the read pool before any write transaction starts.
+        if let Err(refusal) = self.check_enroll_token(enroll_token).await? {
             return Ok(Err(refusal));
         }
         let mut tx = self.begin_write().await?;
         // Checked again inside the transaction: it may have been revoked meanwhile.
-        let row = sqlx::query(TOKEN_QUERY)
-            .bind(&token_hash)
+        let row = sqlx::query(super::devices::ENROLL_TOKEN_QUERY)
+            .bind(sha256_hex(enroll_token))
             .fetch_optional(&mut *tx)
             .await?;
-        let (token_id, org_id, org_slug) = match check(row)? {
+        let super::devices::EnrollTokenCheck {
+            token_id,
+            org_id,
+            org_slug,
+        } = match super::devices::token_check(row.as_ref(), now_micros())? {
             Ok(t) => t,
             Err(refusal) => return Ok(Err(refusal)),
         };

@@ -110,6 +110,7 @@ impl Store {
     ) -> StoreResult<Option<StartedGrant>> {
         let device_code = mint_secret(DEVICE_CODE_PREFIX);
         let now = now_micros();
+        let permit = self.unauthenticated_read().await?;
         let pending: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM device_grants WHERE status = 'pending' AND expires_at > $1",
         )
@@ -117,6 +118,7 @@ impl Store {
         .fetch_one(&self.read)
         .await?
         .try_get("n")?;
+        drop(permit);
         if pending >= MAX_PENDING_GRANTS {
             return Ok(None);
         }
@@ -320,11 +322,13 @@ impl Store {
             "SELECT {GRANT_COLUMNS}, install_key_sha256, last_poll_at FROM device_grants WHERE device_code_sha256 = $1"
         );
         // Unknown codes are answered from the read pool.
-        let Some(row) = sqlx::query(&query)
+        let permit = self.unauthenticated_read().await?;
+        let row = sqlx::query(&query)
             .bind(&hash)
             .fetch_optional(&self.read)
-            .await?
-        else {
+            .await?;
+        drop(permit);
+        let Some(row) = row else {
             return Ok(gone());
         };
         let grant = grant_from_row(&row)?;

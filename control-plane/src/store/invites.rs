@@ -153,12 +153,14 @@ impl Store {
             "SELECT i.id, i.org_id, i.user_id, i.expires_at, i.used_at, i.revoked_at, o.slug \
              FROM invites i JOIN orgs o ON o.id = i.org_id WHERE i.code_sha256 = $1";
         // Read pool first: a guessed code never takes the writer.
-        if sqlx::query(QUERY)
+        let permit = self.unauthenticated_read().await?;
+        let known = sqlx::query(QUERY)
             .bind(&hash)
             .fetch_optional(&self.read)
             .await?
-            .is_none()
-        {
+            .is_some();
+        drop(permit);
+        if !known {
             return Ok(Err(EnrollRefusal::InvalidCode));
         }
         let mut tx = self.begin_write().await?;

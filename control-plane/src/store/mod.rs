@@ -19,7 +19,8 @@ mod users;
 pub use audit::AuditEvent;
 pub use changes::{ChangeListener, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{
-    DeviceReport, DeviceStanding, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS, ENROLL_TOKEN_PREFIX,
+    DeviceReport, DeviceStanding, EnrollTokenCheck, ReportTally,
+    DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS, ENROLL_TOKEN_PREFIX, REPORT_COALESCE_WINDOW_MICROS,
 };
 pub use enrollment::{EnrollContext, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX};
 pub use grants::{
@@ -110,6 +111,9 @@ pub struct Store {
     postgres_url: Option<String>,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
     creates: tokio::sync::mpsc::Sender<batch::CreateJob>,
+    /// Read connections unauthenticated callers (`Enroll` token checks) may use at once, so a
+    /// flood of them queues here and leaves the rest of the read pool to SCIM and agents.
+    unauthenticated_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -129,8 +133,18 @@ impl Store {
         let (backend, url) = normalise_url(url)?;
         let (write, read) = match backend {
             Backend::Sqlite => {
+                // The database holds hashed credentials and encrypted API keys: owner-only
+                // from the first byte (created 0600 before SQLite opens it), and the WAL and
+                // shared-memory files SQLite creates beside it are tightened as well.
+                let file = sqlite_file(&url);
+                private_file(&file, true)?;
                 let write = sqlite_pool(&url, 1).await?;
                 let read = sqlite_pool(&url, 8).await?;
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = file.clone().into_os_string();
+                    side.push(suffix);
+                    private_file(Path::new(&side), false)?;
+                }
                 (write, read)
             }
             Backend::Postgres => {
@@ -152,6 +166,7 @@ impl Store {
             postgres_url: (backend == Backend::Postgres).then(|| url.clone()),
             events,
             creates,
+            unauthenticated_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 
@@ -162,6 +177,17 @@ impl Store {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         begin_write(&self.write, self.backend).await
+    }
+
+    /// Waits for one of the few read connections unauthenticated callers may use at once
+    /// (token, code and grant look-ups); hold the permit for the query.
+    pub(crate) async fn unauthenticated_read(
+        &self,
+    ) -> StoreResult<tokio::sync::SemaphorePermit<'_>> {
+        self.unauthenticated_reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Failed("the store is closing".into()))
     }
 
     /// Subscribes to the events of this process's commits.
@@ -254,6 +280,44 @@ fn normalise_url(url: &str) -> StoreResult<(Backend, String)> {
     ))
 }
 
+/// The file of a normalised `sqlite://<path>?…` URL.
+fn sqlite_file(url: &str) -> PathBuf {
+    let rest = url.strip_prefix("sqlite://").unwrap_or(url);
+    PathBuf::from(rest.split_once('?').map_or(rest, |(p, _)| p))
+}
+
+/// Makes `file` readable and writable by its owner only; creates it (empty, 0600) first when
+/// `create` is set and it does not exist.
+fn private_file(file: &Path, create: bool) -> StoreResult<()> {
+    let fail = |e: std::io::Error| {
+        StoreError::InvalidUrl(format!(
+            "cannot restrict database file {}: {e}",
+            file.display()
+        ))
+    };
+    if create && !file.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(file) {
+            Ok(_) => {}
+            // Another process created it in between: tightened below.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    #[cfg(unix)]
+    if file.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    }
+    Ok(())
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
@@ -320,5 +384,63 @@ mod tests {
         assert!(p.parent().unwrap().is_dir());
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite::memory:").is_err());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let store = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store.ensure_default_org().await.unwrap();
+        for name in ["p.db", "p.db-wal", "p.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name} has mode {mode:o}");
+        }
+        store.close().await;
+    }
+
+    /// A bad enrollment token is refused while another transaction holds the (single) SQLite
+    /// writer: the token check reads, it does not queue for the writer.
+    #[tokio::test]
+    async fn bad_enroll_token_does_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("e.db");
+        let store = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store.ensure_default_org().await.unwrap();
+        let held = store.begin_write().await.unwrap();
+        let info = crate::domain::DeviceInfo {
+            hostname: "h".into(),
+            os: "linux".into(),
+            agent_version: "t".into(),
+        };
+        for token in ["pal_enroll_unknown", "garbage"] {
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                store.enroll_with_token(
+                    token,
+                    "u@example.com",
+                    &EnrollContext {
+                        info: &info,
+                        install_key: None,
+                        source: "test",
+                    },
+                ),
+            )
+            .await
+            .expect("a bad token waited for the writer")
+            .unwrap();
+            assert_eq!(r, Err(EnrollRefusal::InvalidToken));
+        }
+        drop(held);
+        store.close().await;
     }
 }

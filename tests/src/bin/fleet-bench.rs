@@ -103,6 +103,9 @@ async fn start_control_plane() -> Result<ControlPlane> {
             "127.0.0.1:0",
             "--scim-rate-limit",
             "0",
+            // 1,050 simulated devices enroll from this one address.
+            "--enroll-rate-limit",
+            "0",
         ])
         .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
         .env("PALISADE_LOG", "warn")

@@ -1,6 +1,8 @@
 //! `scim-bench`: measures the control plane's SCIM throughput and latency against the real
 //! release binary: user creates/s and `userName eq` lookups/s with concurrent clients at a given
 //! population, and the cost of a member add to a small versus a large group.
+//! `--mode enroll-flood` instead measures SCIM PATCH latency alone and under a flood of
+//! concurrent Enroll calls with bad tokens (unauthenticated callers must not slow SCIM down).
 //!
 //! Run: `cargo build --release -p palisade-control-plane -p palisade-tests &&
 //!       target/release/scim-bench --backend sqlite` (see BENCHMARKS.md).
@@ -23,6 +25,10 @@ struct Args {
     big_group: usize,
     binary: String,
     pg_admin_url: String,
+    mode: String,
+    flood: usize,
+    patches: usize,
+    server_args: Vec<String>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -38,6 +44,10 @@ fn parse_args() -> Result<Args> {
         )
         .into(),
         pg_admin_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+        mode: "full".into(),
+        flood: 256,
+        patches: 500,
+        server_args: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,7 +60,11 @@ fn parse_args() -> Result<Args> {
             "--big-group" => a.big_group = val()?.parse()?,
             "--binary" => a.binary = val()?,
             "--pg-admin-url" => a.pg_admin_url = val()?,
-            other => bail!("unknown flag {other}; flags: --backend sqlite|postgres --users N --clients N --lookups N --big-group N --binary PATH"),
+            "--mode" => a.mode = val()?,
+            "--flood" => a.flood = val()?.parse()?,
+            "--patches" => a.patches = val()?.parse()?,
+            "--server-arg" => a.server_args.push(val()?),
+            other => bail!("unknown flag {other}; flags: --backend sqlite|postgres --users N --clients N --lookups N --big-group N --binary PATH --mode full|enroll-flood --flood N --patches N --server-arg ARG (repeatable)"),
         }
     }
     Ok(a)
@@ -90,9 +104,10 @@ struct Server {
     child: tokio::process::Child,
     base: String,
     token: String,
+    grpc: String,
 }
 
-async fn start_server(binary: &str, url: &str) -> Result<Server> {
+async fn start_server(binary: &str, url: &str, extra: &[String]) -> Result<Server> {
     let mut child = Command::new(binary)
         .args([
             "serve",
@@ -105,7 +120,8 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
             "--scim-rate-limit",
             "0",
         ])
-        .env("PALISADE_LOG", "warn")
+        .args(extra)
+        .env("PALISADE_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -118,6 +134,7 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let mut token = None;
+    let mut grpc = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
@@ -130,6 +147,9 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
         {
             token = Some(t.trim().to_string());
         }
+        if let Some(g) = line.strip_prefix("gRPC agent endpoint: ") {
+            grpc = Some(g.trim().to_string());
+        }
         if let Some(b) = line.strip_prefix("SCIM base URL: ") {
             let token =
                 token.ok_or_else(|| anyhow!("the store was not empty: no token printed"))?;
@@ -137,6 +157,7 @@ async fn start_server(binary: &str, url: &str) -> Result<Server> {
                 child,
                 base: b.trim().to_string(),
                 token,
+                grpc: grpc.ok_or_else(|| anyhow!("no gRPC endpoint printed"))?,
             });
         }
     }
@@ -205,7 +226,13 @@ async fn main() -> Result<()> {
         }
         other => bail!("unknown backend {other}"),
     };
-    let server = start_server(&args.binary, &url).await?;
+    let server = start_server(&args.binary, &url, &args.server_args).await?;
+    if args.mode == "enroll-flood" {
+        let r = enroll_flood(&args, &server).await;
+        drop(server);
+        drop_pg(&args, &pg_db).await;
+        return r;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
         .build()?;
@@ -350,6 +377,11 @@ async fn main() -> Result<()> {
         println!("{line}");
     }
     drop(server.child);
+    drop_pg(&args, &pg_db).await;
+    Ok(())
+}
+
+async fn drop_pg(args: &Args, pg_db: &str) {
     if args.backend == "postgres" {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Ok(admin) = sqlx::PgPool::connect(&args.pg_admin_url).await {
@@ -358,5 +390,124 @@ async fn main() -> Result<()> {
                 .await;
         }
     }
+}
+
+/// Sequential SCIM PATCHes of one user; their latencies, sorted.
+async fn patch_latencies(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    id: &str,
+    n: usize,
+) -> Result<Vec<Duration>> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": format!("Flood {i}")}]});
+        let t = Instant::now();
+        let r = client
+            .patch(format!("{base}/Users/{id}"))
+            .header("authorization", auth)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        if r.status().as_u16() != 200 {
+            bail!("PATCH: {}", r.status());
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    Ok(lat)
+}
+
+/// SCIM PATCH p50/p99 alone, then while `args.flood` tasks send Enroll calls with bad tokens
+/// as fast as they are answered (over 8 connections).
+async fn enroll_flood(args: &Args, server: &Server) -> Result<()> {
+    use palisade_proto::v1 as pb;
+    use palisade_proto::v1::agent_service_client::AgentServiceClient;
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {}", server.token);
+    let base = server.base.trim_end_matches('/').to_string();
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "flood@example.com", "active": true});
+    let r: Value = client
+        .post(format!("{base}/Users"))
+        .header("authorization", &auth)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = r["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("user create: {r}"))?
+        .to_string();
+    let quiet = patch_latencies(&client, &base, &auth, &id, args.patches).await?;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let limited = Arc::new(AtomicUsize::new(0));
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(server.grpc.clone())?
+                .connect()
+                .await?,
+        );
+    }
+    let mut tasks = Vec::new();
+    for i in 0..args.flood {
+        let mut c = AgentServiceClient::new(channels[i % channels.len()].clone());
+        let (stop, calls, limited) = (stop.clone(), calls.clone(), limited.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let r = c
+                    .enroll(pb::EnrollRequest {
+                        enroll_token: format!("pal_enroll_guess{i}x{n}"),
+                        user_name: "flood@example.com".into(),
+                        hostname: "flood".into(),
+                        os: "linux".into(),
+                        agent_version: "bench".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                calls.fetch_add(1, Ordering::Relaxed);
+                if let Err(s) = r {
+                    if s.code() == tonic::Code::ResourceExhausted {
+                        limited.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let calls0 = calls.load(Ordering::Relaxed);
+    let flooded = patch_latencies(&client, &base, &auth, &id, args.patches).await?;
+    let rate = (calls.load(Ordering::Relaxed) - calls0) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    println!(
+        "| {} | SCIM PATCH, quiet | {} sequential | p50 {} ms | p99 {} ms |",
+        args.backend,
+        args.patches,
+        ms(percentile(&quiet, 0.5)),
+        ms(percentile(&quiet, 0.99))
+    );
+    println!(
+        "| {} | SCIM PATCH, {} concurrent bad Enrolls ({:.0} answered/s, {} rate limited) | {} sequential | p50 {} ms | p99 {} ms |",
+        args.backend,
+        args.flood,
+        rate,
+        limited.load(Ordering::Relaxed),
+        args.patches,
+        ms(percentile(&flooded, 0.5)),
+        ms(percentile(&flooded, 0.99))
+    );
     Ok(())
 }
