@@ -439,9 +439,14 @@ async fn interactive_enrollment_in_chromium() {
             .await?
             .click()
             .await?;
-        browser
+        if let Err(e) = browser
             .fill_login_on_current_page("alice", "alice-pw")
-            .await?;
+            .await
+        {
+            let url = c.current_url().await?;
+            let source = c.source().await.unwrap_or_default();
+            bail!("{e:#}: the browser is at {url}:\n{source}");
+        }
         browser
             .wait_for_url_prefix(
                 &format!("{}/enroll/device/confirm", s.cp.root_url),

@@ -127,7 +127,8 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// No inline script or style, no framing, no referrer (URLs carry codes), no caching.
+/// No inline script or style, no framing, no referrer to other sites (URLs carry codes; within
+/// the site it is kept, so browsers send our `Origin` on our own forms), no caching.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
@@ -140,7 +141,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -172,7 +173,12 @@ async fn same_origin_posts(
 }
 
 fn is_same_origin(headers: &HeaderMap, origin: &str) -> bool {
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+    // A privacy-minded browser may send `Origin: null`; then its Fetch Metadata decides.
+    match headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| *o != "null")
+    {
         Some(o) => o.eq_ignore_ascii_case(origin),
         None => headers
             .get("sec-fetch-site")
@@ -299,6 +305,13 @@ mod tests {
         assert!(!is_same_origin(&h, "http://a"));
         h.insert(header::ORIGIN, HeaderValue::from_static("http://a"));
         assert!(is_same_origin(&h, "http://a"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(
+            is_same_origin(&h, "http://a"),
+            "null origin, same-origin fetch metadata"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!is_same_origin(&h, "http://a"));
     }
 
     #[test]
