@@ -186,8 +186,12 @@ pub const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// A file holding [`SECRETS_KEY`], for `--secrets-key-file`.
 pub fn secrets_key_file() -> Result<String> {
-    let path =
-        std::env::temp_dir().join(format!("palisade-e2e-secrets-{}.key", std::process::id()));
+    // One file per call: scenarios of one test process run at once and must not share it.
+    let path = std::env::temp_dir().join(format!(
+        "palisade-e2e-secrets-{}-{}.key",
+        std::process::id(),
+        crate::random_hex()
+    ));
     std::fs::write(&path, SECRETS_KEY)?;
     Ok(path.display().to_string())
 }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use palisade_tests::workstation::Workstation;
+use palisade_tests::workstation::{secrets_key_file, Workstation};
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
 use tokio::process::Command;
@@ -60,13 +60,6 @@ fn write_policy(dir: &Path, name: &str, body: &str) -> Result<String> {
 }
 
 /// A file holding the test secrets key (shared by every test of this process).
-fn secrets_key_file() -> Result<String> {
-    let path =
-        std::env::temp_dir().join(format!("palisade-e2e-secrets-{}.key", std::process::id()));
-    std::fs::write(&path, SECRETS_KEY)?;
-    Ok(path.display().to_string())
-}
-
 async fn start_cp(backend: Backend, extra: &[&str]) -> Result<ControlPlane> {
     let key = secrets_key_file()?;
     let mut args: Vec<&str> = vec!["--secrets-key-file", &key];
