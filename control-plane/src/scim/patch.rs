@@ -513,7 +513,7 @@ fn value_key(value: &Value) -> String {
                 keys.sort();
                 out.push('{');
                 for k in keys {
-                    let _ = write!(out, "{:?}:", k);
+                    let _ = write!(out, "{k:?}:");
                     if let Some(inner) = m.get(k.as_str()) {
                         write(inner, out);
                     }
