@@ -1112,3 +1112,76 @@ pub mod bench {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large PATCH fixtures (the scim_large_patch test and patch-bench)
+// ---------------------------------------------------------------------------------------------
+
+/// As many members as fit in a large-PATCH scenario, with 5-character ids, in a body under the 1 MiB limit.
+pub const LARGE_PATCH_MEMBERS: usize = 58_000;
+
+/// A short, unique user id (`m` + 4 base-36 digits), so ~58,000 member values fit in 1 MiB.
+pub fn short_user_id(i: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = String::from("m");
+    let mut n = i;
+    let mut d = [b'0'; 4];
+    for slot in d.iter_mut().rev() {
+        *slot = DIGITS[n % 36];
+        n /= 36;
+    }
+    s.push_str(&String::from_utf8_lossy(&d));
+    s
+}
+
+/// Inserts the users straight into the database: creating 58,000 users over SCIM would take
+/// minutes in a debug build, and what is under test is the PATCH, not user creation.
+pub async fn seed_users_sql(cp: &ControlPlane, ids: &[String]) -> Result<()> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&cp.db.url)
+        .await
+        .context("connecting to the test database")?;
+    let org: String = {
+        use sqlx::Row;
+        sqlx::query("SELECT id FROM orgs WHERE slug = 'default'")
+            .fetch_one(&pool)
+            .await?
+            .try_get("id")?
+    };
+    for chunk in ids.chunks(1000) {
+        let rows = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, $1, ${}, ${}, 1, '{{}}', 1, 0, 0)",
+                    3 * i + 2,
+                    3 * i + 3,
+                    3 * i + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO users (id, org_id, user_name, user_name_key, active, attributes, version, created_at, updated_at) VALUES {rows}"
+        );
+        let mut q = sqlx::query(&sql).bind(&org);
+        for id in chunk {
+            let name = format!("{id}@example.com");
+            q = q.bind(id.clone()).bind(name.clone()).bind(name);
+        }
+        q.execute(&pool).await.context("seeding users")?;
+    }
+    if cp.db.backend == Backend::Postgres {
+        // A bulk load leaves PostgreSQL without statistics until autovacuum runs (up to a
+        // minute later); without them it plans the member lookups as sequential scans.
+        sqlx::query("ANALYZE users").execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+pub fn add_members_body(ids: &[String]) -> Value {
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    patch_body(json!([{"op": "add", "path": "members", "value": members}]))
+}

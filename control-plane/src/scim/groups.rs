@@ -1,6 +1,8 @@
 //! `/Groups` handlers: create, read, list and search, replace, patch, delete. Membership
 //! changes go to the store as row-level changes, never as a rewritten member list.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,14 +22,16 @@ use super::retry_pause;
 use super::schema::GROUP_RESOURCE;
 use super::users::{changed_attributes, check_if_match, contended, not_modified};
 use super::{
-    if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES,
+    if_match, if_none_match, off_runtime, query_pairs, scim_response, Caller, ScimState,
+    WRITE_RETRIES,
 };
 use crate::domain::{Group, GroupWrite, MembershipChange};
 use crate::store::{GroupSelection, StoreError};
 
 /// Splits a canonical group document into columns, member ids (if the document lists members)
-/// and the remaining attribute document.
-fn group_write(mut doc: Value) -> Result<(GroupWrite, Option<Vec<String>>), ScimError> {
+/// and the remaining attribute document. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn group_write(mut doc: Value) -> Result<(GroupWrite, Option<Vec<String>>), ScimError> {
     let display_name = doc
         .get("displayName")
         .and_then(Value::as_str)
@@ -217,7 +221,13 @@ pub(crate) async fn group_page(
         for g in &candidates {
             rendered.push(render(state, caller, g, need_members).await?);
         }
-        let (page, total) = filter_sort_page(rt, rendered, f.as_ref(), &params, count)?;
+        // Filtering and sorting every group in memory is CPU work: off the async workers.
+        let sort_params = params.clone();
+        let filter = f.clone();
+        let (page, total) = off_runtime(move || {
+            filter_sort_page(rt, rendered, filter.as_ref(), &sort_params, count)
+        })
+        .await??;
         let ids: Vec<&str> = page
             .iter()
             .filter_map(|v| v.get("id").and_then(Value::as_str))
@@ -241,7 +251,8 @@ pub async fn create(
     RawQuery(q): RawQuery,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let (write, members) = group_write(canonical_resource(&GROUP_RESOURCE, body)?)?;
+    let (write, members) =
+        off_runtime(move || group_write(canonical_resource(&GROUP_RESOURCE, body)?)).await??;
     let group = state
         .store
         .create_group(
@@ -284,7 +295,8 @@ pub async fn replace(
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let (write, members) = group_write(canonical_resource(&GROUP_RESOURCE, body)?)?;
+    let (write, members) =
+        off_runtime(move || group_write(canonical_resource(&GROUP_RESOURCE, body)?)).await??;
     let changes: Vec<MembershipChange> = members
         .map(MembershipChange::ReplaceAll)
         .into_iter()
@@ -339,13 +351,15 @@ fn describe(changes: &[MembershipChange]) -> Value {
 }
 
 /// Turns the PATCH engine's member changes into row changes; a filtered removal other than
-/// `value eq "id"` is evaluated against the current members.
+/// `value eq "id"` is evaluated against the current members (read once per request: the
+/// changes are not applied until the store runs them all, so every filter sees the same list).
 async fn membership_changes(
     state: &ScimState,
     group_id: &str,
     changes: Vec<MemberChange>,
 ) -> Result<Vec<MembershipChange>, ScimError> {
     let mut out = Vec::with_capacity(changes.len());
+    let mut members: Option<Arc<Vec<Value>>> = None;
     for change in changes {
         out.push(match change {
             MemberChange::Add(ids) => MembershipChange::Add(ids),
@@ -359,12 +373,30 @@ async fn membership_changes(
                         .schema
                         .attr("members")
                         .ok_or_else(ScimError::internal)?;
-                    let members = state.store.group_members(group_id).await?;
-                    let ids = members
-                        .into_iter()
-                        .filter(|m| matches_element(def, &f, &json!({"value": m.user_id, "display": m.user_name, "type": "User"})))
-                        .map(|m| m.user_id)
-                        .collect();
+                    let list = match &members {
+                        Some(list) => Arc::clone(list),
+                        None => {
+                            let loaded: Vec<Value> = state
+                                .store
+                                .group_members(group_id)
+                                .await?
+                                .into_iter()
+                                .map(|m| json!({"value": m.user_id, "display": m.user_name, "type": "User"}))
+                                .collect();
+                            let list = Arc::new(loaded);
+                            members = Some(Arc::clone(&list));
+                            list
+                        }
+                    };
+                    // Evaluating a filter over a large group is CPU work: off the async workers.
+                    let ids = off_runtime(move || {
+                        list.iter()
+                            .filter(|m| matches_element(def, &f, m))
+                            .filter_map(|m| m.get("value").and_then(Value::as_str))
+                            .map(str::to_string)
+                            .collect::<Vec<String>>()
+                    })
+                    .await?;
                     MembershipChange::Remove(ids)
                 }
             },
@@ -384,16 +416,23 @@ pub async fn patch(
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let ops = parse_patch_request(&body)?;
+    // Parsing and applying a PATCH is CPU work proportional to its size (a 1 MiB body can list
+    // ~60,000 members): off the async workers, so other requests are not held up.
+    let ops = Arc::new(off_runtime(move || parse_patch_request(&body)).await??);
     let (attrs, excluded) = projection_from_query(&query_pairs(q.as_deref())?);
     for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let before = patchable(&current);
-        let mut doc = before.clone();
-        let outcome = apply_patch(&GROUP_RESOURCE, &mut doc, &ops, true)?;
-        let (write, _) = group_write(canonical_resource(&GROUP_RESOURCE, doc)?)?;
-        let changed = changed_attributes(&before, &column_doc(&write));
+        let ops = Arc::clone(&ops);
+        let (outcome, write, changed) = off_runtime(move || -> Result<_, ScimError> {
+            let mut doc = before.clone();
+            let outcome = apply_patch(&GROUP_RESOURCE, &mut doc, &ops, true)?;
+            let (write, _) = group_write(canonical_resource(&GROUP_RESOURCE, doc)?)?;
+            let changed = changed_attributes(&before, &column_doc(&write));
+            Ok((outcome, write, changed))
+        })
+        .await??;
         let changes = membership_changes(&state, &id, outcome.member_changes).await?;
         // Attribute changes are checked against the version read; membership-only changes are
         // row operations that need no such check (unless the client pinned a version).

@@ -184,6 +184,21 @@ pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ScimError
     }
 }
 
+/// Runs CPU-bound request work (JSON parsing, PATCH application, canonicalisation, in-memory
+/// filtering of large lists) on tokio's blocking pool: a 1 MiB request must never hold an async
+/// worker, or every other request, `/healthz` included, waits behind it. A panic in `work`
+/// becomes a 500, never a dropped connection.
+pub async fn off_runtime<T, F>(work: F) -> Result<T, ScimError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "request work failed on the blocking pool");
+        ScimError::internal()
+    })
+}
+
 /// How many times a write retries after losing an optimistic-concurrency race.
 pub const WRITE_RETRIES: usize = 32;
 

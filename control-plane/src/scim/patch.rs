@@ -4,6 +4,9 @@
 //! by value list). Group membership changes can be returned instead of applied, so the store can
 //! turn them into row inserts and deletes.
 
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
@@ -499,7 +502,57 @@ fn enforce_one_primary(items: &mut [Value], touched: &[usize]) {
     }
 }
 
+/// A hashable key with the equality of `Value`'s `==`: objects compare whatever their key order
+/// (serde_json maps compare as maps), so keys are written sorted. Lets set lookups replace
+/// pairwise scans, which made large multi-valued changes quadratic.
+fn value_key(value: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    let _ = write!(out, "{k:?}:");
+                    if let Some(inner) = m.get(k.as_str()) {
+                        write(inner, out);
+                    }
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for i in items {
+                    write(i, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// A key under which two `value` sub-attribute values are equal exactly when [`same_value`]
+/// says so (strings fold ASCII case unless the sub-attribute is caseExact).
+fn same_value_key(sub: Option<&AttrDef>, v: &Value) -> String {
+    match v {
+        Value::String(s) if !sub.is_some_and(|s| s.case_exact) => {
+            format!("s{}", s.to_ascii_lowercase())
+        }
+        Value::String(s) => format!("s{s}"),
+        other => format!("j{}", value_key(other)),
+    }
+}
+
 /// Compares two values of a `value` sub-attribute, following its caseExact.
+#[cfg(test)]
 fn same_value(sub: Option<&AttrDef>, a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(x), Value::String(y)) if !sub.is_some_and(|s| s.case_exact) => {
@@ -517,6 +570,8 @@ fn member_ids(def: &AttrDef, value: &Value) -> Result<Vec<String>, ScimError> {
         other => std::slice::from_ref(other),
     };
     let mut ids: Vec<String> = Vec::new();
+    // A set beside the list keeps the first-seen order without a scan per value.
+    let mut seen: HashSet<String> = HashSet::with_capacity(items.len());
     for item in items {
         if item.is_null() {
             continue;
@@ -536,7 +591,7 @@ fn member_ids(def: &AttrDef, value: &Value) -> Result<Vec<String>, ScimError> {
                 ))
             }
         };
-        if !ids.contains(&id) {
+        if seen.insert(id.clone()) {
             ids.push(id);
         }
     }
@@ -906,15 +961,22 @@ fn apply_whole_multi(
                     // Entra: remove only the listed values, never the whole attribute.
                     let given = multi_values(def, v, label)?;
                     let value_sub = def.sub("value");
+                    // A given element with a `value` removes the elements with the same value;
+                    // one without removes the elements equal to it as a whole.
+                    let mut by_value: HashSet<String> = HashSet::new();
+                    let mut whole: HashSet<String> = HashSet::new();
+                    for g in &given {
+                        match g.get("value") {
+                            Some(gv) => by_value.insert(same_value_key(value_sub, gv)),
+                            None => whole.insert(value_key(g)),
+                        };
+                    }
                     if let Some(Value::Array(items)) = container.get_mut(def.name) {
                         items.retain(|item| {
-                            !given
-                                .iter()
-                                .any(|g| match (g.get("value"), item.get("value")) {
-                                    (Some(gv), Some(iv)) => same_value(value_sub, gv, iv),
-                                    (Some(_), None) => false,
-                                    (None, _) => g == item,
-                                })
+                            let value_hit = item.get("value").is_some_and(|iv| {
+                                by_value.contains(&same_value_key(value_sub, iv))
+                            });
+                            !(value_hit || (!whole.is_empty() && whole.contains(&value_key(item))))
                         });
                         if items.is_empty() {
                             container.remove(def.name);
@@ -931,19 +993,39 @@ fn apply_whole_multi(
             let container =
                 container_mut(res, target.container, true).ok_or_else(ScimError::internal)?;
             let items = array_entry(container, def.name).ok_or_else(ScimError::internal)?;
+            let members = is_members(def);
+            // The first index of each element, and of each member `value`, so that a duplicate
+            // is found by lookup rather than by a scan of the list per added value.
+            let mut whole: HashMap<String, usize> = HashMap::with_capacity(items.len());
+            let mut by_value: HashMap<String, usize> = HashMap::new();
+            for (i, existing) in items.iter().enumerate() {
+                whole.entry(value_key(existing)).or_insert(i);
+                if let Some(ev) = existing.get("value").filter(|_| members) {
+                    by_value.entry(value_key(ev)).or_insert(i);
+                }
+            }
             let mut touched = Vec::new();
             for v in new {
-                let dup = items.iter().position(|existing| {
-                    *existing == v
-                        || (is_members(def)
-                            && existing.get("value").is_some()
-                            && existing.get("value") == v.get("value"))
-                });
+                let key = value_key(&v);
+                let value_key_of_v = v.get("value").filter(|_| members).map(value_key);
+                let dup_whole = whole.get(&key).copied();
+                let dup_value = value_key_of_v
+                    .as_ref()
+                    .and_then(|k| by_value.get(k).copied());
+                let dup = match (dup_whole, dup_value) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 match dup {
                     Some(i) => touched.push(i),
                     None => {
+                        let i = items.len();
                         items.push(v);
-                        touched.push(items.len() - 1);
+                        whole.entry(key).or_insert(i);
+                        if let Some(k) = value_key_of_v {
+                            by_value.entry(k).or_insert(i);
+                        }
+                        touched.push(i);
                     }
                 }
             }
@@ -951,8 +1033,9 @@ fn apply_whole_multi(
         }
         PatchOpKind::Replace => {
             let mut new: Vec<Value> = Vec::new();
+            let mut seen: HashSet<String> = HashSet::new();
             for v in multi_values(def, value.unwrap_or(&Value::Null), label)? {
-                if !new.contains(&v) {
+                if seen.insert(value_key(&v)) {
                     new.push(v);
                 }
             }
@@ -1022,6 +1105,7 @@ fn apply_elements(
                 items.retain(|v| !matches!(v, Value::Object(m) if m.is_empty()));
             }
             None => {
+                let hit: HashSet<usize> = hit.into_iter().collect();
                 let mut i = 0;
                 items.retain(|_| {
                     let keep = !hit.contains(&i);
@@ -1936,5 +2020,91 @@ mod tests {
             user_err(user(), json!([{"op": "remove", "path": USER_URN}])),
             ScimType::InvalidPath
         );
+    }
+
+    #[test]
+    fn value_keys_agree_with_equality() {
+        let values = [
+            json!(null),
+            json!(1),
+            json!(1.0),
+            json!("1"),
+            json!("A"),
+            json!("a"),
+            json!(true),
+            json!([1, 2]),
+            json!([2, 1]),
+            json!({"a": 1, "b": [1, {"c": "x"}]}),
+            json!({"b": [1, {"c": "x"}], "a": 1}),
+            json!({"a": 1}),
+            json!({"a\",\"b": 1}),
+            json!({"a": "\",\"b"}),
+        ];
+        let value_sub = GROUP_RESOURCE
+            .schema
+            .attr("members")
+            .and_then(|d| d.sub("value"));
+        let email_value = USER_RESOURCE
+            .schema
+            .attr("emails")
+            .and_then(|d| d.sub("value"));
+        for a in &values {
+            for b in &values {
+                assert_eq!(value_key(a) == value_key(b), a == b, "{a} vs {b}");
+                for sub in [value_sub, email_value, None] {
+                    assert_eq!(
+                        same_value_key(sub, a) == same_value_key(sub, b),
+                        same_value(sub, a, b),
+                        "{a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_member_lists_are_deduplicated_in_order() {
+        let n = 60_000;
+        let members: Vec<Value> = (0..n)
+            .flat_map(|i| {
+                [
+                    json!({"value": format!("u{i}")}),
+                    json!({"value": format!("u{i}")}),
+                ]
+            })
+            .collect();
+        let (_, out) = run(
+            &GROUP_RESOURCE,
+            group(),
+            json!([{"op": "add", "path": "members", "value": members.clone()}]),
+            true,
+        )
+        .unwrap();
+        let expected: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+        assert_eq!(
+            out.member_changes,
+            vec![MemberChange::Add(expected.clone())]
+        );
+        // Inline (not external): the same dedupe through the JSON member list, then removal.
+        let (g, _) = run(
+            &GROUP_RESOURCE,
+            group(),
+            json!([
+                {"op": "add", "path": "members", "value": members.clone()},
+                {"op": "add", "path": "members", "value": members},
+                {"op": "remove", "path": "members", "value": [{"value": "u0"}, {"value": "u59999"}]},
+            ]),
+            false,
+        )
+        .unwrap();
+        let ids: Vec<&str> = g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), n - 2);
+        assert_eq!(ids.first(), Some(&"u1"));
+        assert_eq!(ids.last(), Some(&"u59998"));
     }
 }

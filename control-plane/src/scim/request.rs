@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use super::error::{ScimError, ScimType};
 
+/// Bodies above this size are parsed on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
 /// A SCIM request body: `application/scim+json` or `application/json` (with any parameters),
 /// or no content type at all (some IdPs omit it). Anything else is 415.
 pub struct ScimJson(pub Value);
@@ -31,9 +34,18 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
         if bytes.is_empty() {
             return Err(ScimError::invalid_syntax("the request body is empty"));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-        })?;
+        let bytes_len = bytes.len();
+        let parse = move || {
+            serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+                ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+            })
+        };
+        // Small bodies parse in microseconds; only large ones are worth a thread hop.
+        let value = if bytes_len > INLINE_PARSE_BYTES {
+            super::off_runtime(parse).await??
+        } else {
+            parse()?
+        };
         Ok(ScimJson(value))
     }
 }

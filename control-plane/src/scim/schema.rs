@@ -493,8 +493,11 @@ impl ResourceType {
         let schemas = std::iter::once(self.schema).chain(self.extensions.iter().copied());
         for schema in schemas {
             let id = schema.id;
-            if full.len() >= id.len() && full[..id.len()].eq_ignore_ascii_case(id) {
-                let rest = &full[id.len()..];
+            // `get`, not slicing: client text may put a multi-byte character at the cut.
+            let (Some(head), Some(rest)) = (full.get(..id.len()), full.get(id.len()..)) else {
+                continue;
+            };
+            if head.eq_ignore_ascii_case(id) {
                 if rest.is_empty() {
                     return Some((Some(schema), ""));
                 }
@@ -627,5 +630,21 @@ mod tests {
         assert!(
             matches!(USER_RESOURCE.resolve("id").unwrap().0, Resolved::Core(a) if a.case_exact)
         );
+    }
+
+    #[test]
+    fn multi_byte_character_at_the_urn_cut_is_not_a_panic() {
+        // Found by fuzz/scim_filter: a URN-looking name whose byte at the length of a schema
+        // id falls inside a character used to panic when sliced.
+        let crash = "urn:ien\u{0}m\u{707}$}\u{707}\u{0}m\u{707}$m\u{707}:urn:ien\u{0}m\u{707}$}\u{707}\u{0}m\u{707}$m\u{707}:cm1Ne12cm1Ne12";
+        for rt in [&USER_RESOURCE, &GROUP_RESOURCE] {
+            assert!(rt.resolve(crash).is_none());
+            assert!(rt
+                .resolve("urn:ietf:params:scim:schemas:core:2.0:Use\u{e9}r")
+                .is_none());
+        }
+        if let Ok(f) = super::super::filter::parse_filter(&format!("{crash} pr")) {
+            let _ = super::super::filter::validate(&USER_RESOURCE, &f);
+        }
     }
 }

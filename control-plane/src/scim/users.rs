@@ -1,6 +1,7 @@
 //! `/Users` handlers: create, read, list and search, replace, patch, delete.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,7 +20,8 @@ use super::resource::canonical_resource;
 use super::retry_pause;
 use super::schema::USER_RESOURCE;
 use super::{
-    if_match, if_none_match, query_pairs, scim_response, Caller, ScimState, WRITE_RETRIES,
+    if_match, if_none_match, off_runtime, query_pairs, scim_response, Caller, ScimState,
+    WRITE_RETRIES,
 };
 use crate::domain::{parse_role, GroupRef, User, UserWrite};
 use crate::store::{StoreError, UserSelection};
@@ -28,7 +30,9 @@ use crate::store::{StoreError, UserSelection};
 const COLUMN_ATTRIBUTES: [&str; 3] = ["userName", "externalId", "active"];
 
 /// Splits a canonical user document into indexed columns and the remaining attribute document.
-fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
+/// Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn user_write(mut doc: Value) -> Result<UserWrite, ScimError> {
     let user_name = doc
         .get("userName")
         .and_then(Value::as_str)
@@ -323,7 +327,10 @@ pub(crate) async fn user_page(
                 .map(|(u, g)| user_json(&caller.base_url, u, Some(g)))
                 .collect()
         };
-        filter_sort_page(rt, rendered, f.as_ref(), &params, count)?
+        // Filtering and sorting every user in memory is CPU work: off the async workers.
+        let sort_params = params.clone();
+        off_runtime(move || filter_sort_page(rt, rendered, f.as_ref(), &sort_params, count))
+            .await??
     };
     if want_groups && page.first().is_some_and(|u| u.get("groups").is_none()) {
         attach_groups(state, &mut page).await?;
@@ -337,7 +344,8 @@ pub async fn create(
     RawQuery(q): RawQuery,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let write = user_write(canonical_resource(&USER_RESOURCE, body)?)?;
+    let write =
+        off_runtime(move || user_write(canonical_resource(&USER_RESOURCE, body)?)).await??;
     let user = state
         .store
         .create_user(&caller.org_id, &caller.actor, write)
@@ -403,7 +411,8 @@ pub async fn replace(
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let write = user_write(canonical_resource(&USER_RESOURCE, body)?)?;
+    let write =
+        off_runtime(move || user_write(canonical_resource(&USER_RESOURCE, body)?)).await??;
     for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
@@ -459,15 +468,22 @@ pub async fn patch(
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let ops = parse_patch_request(&body)?;
+    // Parsing and applying a PATCH is CPU work proportional to its size: off the async workers.
+    let ops = Arc::new(off_runtime(move || parse_patch_request(&body)).await??);
     for attempt in 0..WRITE_RETRIES {
         let current = load(&state, &caller, &id).await?;
         let pinned = check_if_match(&headers, current.version)?;
         let before = patchable(&current);
-        let mut doc = before.clone();
-        apply_patch(&USER_RESOURCE, &mut doc, &ops, false)?;
-        let write = user_write(canonical_resource(&USER_RESOURCE, doc)?)?;
-        let detail = json!({"changed": changed_attributes(&before, &column_doc(&write)), "active": write.active, "via": "PATCH"});
+        let ops = Arc::clone(&ops);
+        let (write, changed) = off_runtime(move || -> Result<_, ScimError> {
+            let mut doc = before.clone();
+            apply_patch(&USER_RESOURCE, &mut doc, &ops, false)?;
+            let write = user_write(canonical_resource(&USER_RESOURCE, doc)?)?;
+            let changed = changed_attributes(&before, &column_doc(&write));
+            Ok((write, changed))
+        })
+        .await??;
+        let detail = json!({"changed": changed, "active": write.active, "via": "PATCH"});
         let action = audit_action(current.active, write.active);
         match state
             .store

@@ -2,6 +2,8 @@
 //! version bump, never a read-modify-write of a member list, so concurrent changes all land
 //! and a change costs the same whatever the group's size.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -94,9 +96,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        let unknown: HashSet<&String> = skipped.iter().collect();
         let added: Vec<String> = members
             .iter()
-            .filter(|m| !skipped.contains(m))
+            .filter(|m| !unknown.contains(m))
             .cloned()
             .collect();
         if !added.is_empty() {
@@ -270,12 +273,13 @@ impl Store {
             match change {
                 MembershipChange::Add(ids) => {
                     let unknown = insert_members(&mut tx, org_id, id, ids, now).await?;
-                    added.extend(ids.iter().filter(|i| !unknown.contains(i)).cloned());
+                    let unknown_set: HashSet<&String> = unknown.iter().collect();
+                    added.extend(ids.iter().filter(|i| !unknown_set.contains(i)).cloned());
                     skipped.extend(unknown);
                 }
                 MembershipChange::Remove(ids) => {
                     removed.extend(ids.iter().cloned());
-                    for chunk in ids.chunks(500) {
+                    for chunk in ids.chunks(MEMBER_CHUNK) {
                         let sql = format!(
                             "DELETE FROM group_members WHERE group_id = $1 AND user_id IN ({})",
                             placeholders(2, chunk.len())
@@ -301,7 +305,8 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     let unknown = insert_members(&mut tx, org_id, id, ids, now).await?;
-                    added.extend(ids.iter().filter(|i| !unknown.contains(i)).cloned());
+                    let unknown_set: HashSet<&String> = unknown.iter().collect();
+                    added.extend(ids.iter().filter(|i| !unknown_set.contains(i)).cloned());
                     skipped.extend(unknown);
                 }
             }
@@ -399,7 +404,9 @@ async fn insert_members(
     unique.sort();
     unique.dedup();
     let mut skipped = Vec::new();
-    for chunk in unique.chunks(500) {
+    // Two statements per chunk (one lookup, one multi-row insert) rather than a round trip per
+    // member: adding tens of thousands of members in one PATCH stays linear and quick.
+    for chunk in unique.chunks(MEMBER_CHUNK) {
         let sql = format!(
             "SELECT id FROM users WHERE org_id = $1 AND deleted_at IS NULL AND id IN ({})",
             placeholders(2, chunk.len())
@@ -408,27 +415,42 @@ async fn insert_members(
         for uid in chunk {
             q = q.bind(*uid);
         }
-        let found: Vec<String> = q
+        let found: HashSet<String> = q
             .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
+        let mut known: Vec<&String> = Vec::with_capacity(chunk.len());
         for uid in chunk {
-            if !found.contains(uid) {
+            if found.contains(*uid) {
+                known.push(uid);
+            } else {
                 skipped.push((*uid).clone());
-                continue;
             }
-            sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(group_id)
-                .bind(*uid)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
         }
+        if known.is_empty() {
+            continue;
+        }
+        // ($1 = group, $2 = time, then one parameter per member.)
+        let rows = (0..known.len())
+            .map(|i| format!("($1, ${}, $2)", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO group_members (group_id, user_id, added_at) VALUES {rows} ON CONFLICT DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql).bind(group_id).bind(now);
+        for uid in known {
+            q = q.bind(uid);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(skipped)
 }
+
+/// Members per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
+const MEMBER_CHUNK: usize = 1000;
 
 /// Ids of a group's current members, inside a transaction.
 async fn member_ids(tx: &mut Transaction<'_, Any>, group_id: &str) -> StoreResult<Vec<String>> {
@@ -461,16 +483,27 @@ async fn deprovision_groupless(
     if required != Some(1) {
         return Ok(Vec::new());
     }
+    // Who is still in some live group, a chunk at a time (not one query per candidate).
+    let mut unique: Vec<&String> = candidates.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let mut still_members: HashSet<String> = HashSet::new();
+    for chunk in unique.chunks(MEMBER_CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT m.user_id FROM group_members m JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL WHERE m.user_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for uid in chunk {
+            q = q.bind(*uid);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            still_members.insert(row.try_get("user_id")?);
+        }
+    }
     let mut out = Vec::new();
-    for user_id in candidates {
-        let still_member = sqlx::query(
-            "SELECT 1 AS one FROM group_members m JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL WHERE m.user_id = $1 LIMIT 1",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-        if still_member {
+    for user_id in unique {
+        if still_members.contains(user_id) {
             continue;
         }
         let devices =
