@@ -77,3 +77,8 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# --- Fuzzing smoke: every cargo-fuzz target for a few seconds (the long runs are in
+# fuzz/RESULTS.md and SECURITY.md).
+log "fuzz smoke (10 s per target)"
+bash fuzz/run.sh 10
