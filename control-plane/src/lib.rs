@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod distribution;
 pub mod domain;
 pub mod grpc;
+pub mod mail;
 pub mod policy;
 pub mod scim;
 pub mod store;

@@ -185,7 +185,7 @@ fn print_oidc(config: &OidcConfig, public_url: Option<&str>) {
 
 pub async fn invite(
     store: &Store,
-    public_url: Option<&str>,
+    mailer: Option<&crate::mail::Mailer>,
     grpc_url: &str,
     cmd: InviteCommand,
 ) -> anyhow::Result<()> {
@@ -216,13 +216,37 @@ pub async fn invite(
                     StoreError::InvalidReference(m) => anyhow!(m),
                     other => other.into(),
                 })?;
-            let _ = public_url;
+            let command = format!("sudo palisade-agent enroll --server {grpc_url} --code {code}");
+            let expires = to_rfc3339(invite.expires_at);
             println!(
-                "activation code for {} (single use, expires {}); on their computer run:",
-                invite.user_name,
-                to_rfc3339(invite.expires_at)
+                "activation code for {} (single use, expires {expires}); on their computer run:",
+                invite.user_name
             );
-            println!("  sudo palisade-agent enroll --server {grpc_url} --code {code}");
+            println!("  {command}");
+            if let Some(mailer) = mailer {
+                match store.primary_email_of(&u.id).await? {
+                    Some(to) => {
+                        let sent = mailer
+                            .send(&crate::mail::Invitation {
+                                to: &to,
+                                user_name: &invite.user_name,
+                                code: &code,
+                                command: &command,
+                                expires: &expires,
+                            })
+                            .await;
+                        match sent {
+                            Ok(()) => println!("invitation emailed to {to}"),
+                            // The code is still valid and printed below: say so, don't fail.
+                            Err(e) => eprintln!("warning: the invitation email was not sent: {e}"),
+                        }
+                    }
+                    None => eprintln!(
+                        "warning: {} has no email address; the invitation was not emailed",
+                        invite.user_name
+                    ),
+                }
+            }
             println!("{code}");
         }
         InviteCommand::List { org } => {

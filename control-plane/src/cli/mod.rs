@@ -41,6 +41,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "PALISADE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// SMTP relay for invitation emails, e.g. smtp://relay:25, smtps://user:pass@relay:465 or
+    /// smtp://relay:587?tls=required; without it `invite create` only prints the code.
+    #[arg(long, global = true, env = "PALISADE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of invitation emails, e.g. "Palisade <it@example.com>".
+    #[arg(long, global = true, env = "PALISADE_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
     /// The agents' gRPC URL as laptops reach it, for printed enroll commands.
     #[arg(long, global = true, env = "PALISADE_PUBLIC_GRPC_URL")]
     pub public_grpc_url: Option<String>,
@@ -264,7 +273,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .public_grpc_url
                 .clone()
                 .unwrap_or_else(|| "http://127.0.0.1:50051".to_string());
-            identity::invite(&open(&url).await?, cli.public_url.as_deref(), &grpc, cmd).await
+            let mailer = match (&cli.smtp_url, &cli.smtp_from) {
+                (Some(u), Some(f)) => Some(crate::mail::Mailer::new(u, f)?),
+                (Some(_), None) => {
+                    anyhow::bail!("--smtp-url needs --smtp-from (the sender address)")
+                }
+                _ => None,
+            };
+            identity::invite(&open(&url).await?, mailer.as_ref(), &grpc, cmd).await
         }
         Command::Device(cmd) => identity::device(&open(&url).await?, cmd).await,
         Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,

@@ -134,6 +134,20 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// The user's primary email as indexed for sign-in (lower-cased), if any.
+    pub async fn primary_email_of(&self, user_id: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query("SELECT primary_email_key FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>("primary_email_key"))
+                .transpose()?
+                .flatten()
+                .filter(|e| !e.is_empty()),
+        )
+    }
+
     pub async fn load_web_session(&self, id: &str) -> StoreResult<Option<String>> {
         Ok(
             sqlx::query("SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2")
