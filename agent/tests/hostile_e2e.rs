@@ -7,6 +7,7 @@
 
 mod support;
 
+#[cfg(unix)]
 use std::path::Path;
 
 use palisade_agent::messages::OfflineRule;

@@ -271,6 +271,54 @@ async fn deprovisioned_cannot_enroll(backend: Backend) -> Result<()> {
     );
     assert_eq!(seen[0].0, tonic::Code::Unauthenticated);
     assert!(device_list(&cp).await?.is_empty());
+    // Deprovisioned by removal from the last synced group (the user row stays active): an
+    // activation code minted before, and the fleet token, are refused the same way.
+    cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--deprovision-without-groups",
+        "true",
+    ])
+    .await?;
+    let ex = create_user(&cp, "ex@example.com").await?;
+    let g = cp
+        .scim()
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng",
+                    "members": [{"value": ex}]}),
+        )
+        .await?;
+    g.expect(201)?;
+    let gid = g.body["id"].as_str().unwrap_or_default().to_string();
+    let ex_code = invite_code(&cp, "ex@example.com").await?;
+    cp.scim()
+        .patch_ops(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{ex}\"]")}]),
+        )
+        .await?
+        .expect_group_patch()?;
+    for r in [
+        client
+            .enroll(enroll_request(&token, "ex@example.com"))
+            .await,
+        client
+            .enroll(pb::EnrollRequest {
+                activation_code: ex_code,
+                hostname: "h".into(),
+                ..Default::default()
+            })
+            .await,
+    ] {
+        match r {
+            Ok(_) => bail!("a person removed from their last group enrolled"),
+            Err(s) => assert_eq!((s.code(), s.message().to_string()), seen[0]),
+        }
+    }
+    assert!(device_list(&cp).await?.is_empty());
     // The invitation of someone deprovisioned cannot even be minted.
     assert!(
         cp.cli(&[

@@ -181,13 +181,27 @@ async fn confirm_over_http(
         csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
         "CSP: {csp}"
     );
+    assert!(
+        form.headers().get("set-cookie").is_none(),
+        "the anonymous code page stores no session"
+    );
     let html = form.text().await?;
-    let csrf = input_value(&html, "csrf")?;
     let code = input_value(&html, "code")?;
+    let cross = ua
+        .post(format!("{}/enroll/device", cp.root_url))
+        .header("origin", "http://evil.example")
+        .form(&[("code", code.as_str())])
+        .send()
+        .await?;
+    assert_eq!(
+        cross.status(),
+        403,
+        "a cross-site code submission is refused"
+    );
     let submitted = ua
         .post(format!("{}/enroll/device", cp.root_url))
         .header("origin", &cp.root_url)
-        .form(&[("code", code.as_str()), ("csrf", csrf.as_str())])
+        .form(&[("code", code.as_str())])
         .send()
         .await?;
     if !submitted.status().is_redirection() {
@@ -320,8 +334,44 @@ async fn interactive_enrollment_thin(backend: Backend) -> Result<()> {
 async fn unmatched_and_deprovisioned_are_refused(backend: Backend) -> Result<()> {
     let stranger = OpAccount::new("00u-stranger", "stranger@example.com", "pw1");
     let leaver = OpAccount::new("00u-leaver", "leaver@example.com", "pw2");
-    let s = setup(backend, ClaimsMode::Rich, "email", &[stranger, leaver]).await?;
+    let ungrouped = OpAccount::new("00u-ungrouped", "ungrouped@example.com", "pw3");
+    let s = setup(
+        backend,
+        ClaimsMode::Rich,
+        "email",
+        &[stranger, leaver, ungrouped],
+    )
+    .await?;
     let leaver_id = create_user(&s.cp, "leaver@example.com").await?;
+    // Deprovisioned by removal from the last group: the user row stays active.
+    s.cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--deprovision-without-groups",
+        "true",
+    ])
+    .await?;
+    let ungrouped_id = create_user(&s.cp, "ungrouped@example.com").await?;
+    let g = s
+        .cp
+        .scim()
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng",
+                    "members": [{"value": ungrouped_id}, {"value": leaver_id}]}),
+        )
+        .await?;
+    g.expect(201)?;
+    let gid = g.body["id"].as_str().unwrap_or_default().to_string();
+    s.cp.scim()
+        .patch_ops(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{ungrouped_id}\"]")}]),
+        )
+        .await?
+        .expect_group_patch()?;
     s.cp.scim()
         .patch_ops(
             &format!("/Users/{leaver_id}"),
@@ -329,7 +379,7 @@ async fn unmatched_and_deprovisioned_are_refused(backend: Backend) -> Result<()>
         )
         .await?
         .expect(200)?;
-    for (login, password) in [("stranger", "pw1"), ("leaver", "pw2")] {
+    for (login, password) in [("stranger", "pw1"), ("leaver", "pw2"), ("ungrouped", "pw3")] {
         let w = Workstation::new()?;
         let mut agent = start_login(&w, &s.cp).await?;
         let (status, page) = confirm_over_http(&s, &agent.link, login, password, "approve").await?;
@@ -342,7 +392,7 @@ async fn unmatched_and_deprovisioned_are_refused(backend: Backend) -> Result<()>
     let audit =
         s.cp.cli_ok(&["audit", "--org", "default", "--json"])
             .await?;
-    assert!(audit.matches("signin.refused").count() >= 2, "{audit}");
+    assert!(audit.matches("signin.refused").count() >= 3, "{audit}");
     Ok(())
 }
 

@@ -199,6 +199,11 @@ async fn sign_in(
 
 /// Best effort: the person can always copy the printed link. Never as another user (sudo).
 fn try_open_browser(url: &str) {
+    // Only a web page: the URL comes from the server and is handed to the desktop's opener.
+    let plain = url.starts_with("https://") || url.starts_with("http://");
+    if !plain || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return;
+    }
     if std::env::var_os("SUDO_USER").is_some() || std::env::var_os("PALISADE_NO_BROWSER").is_some()
     {
         return;

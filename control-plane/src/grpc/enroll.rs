@@ -16,6 +16,10 @@ use crate::store::{
 pub const ENROLL_REFUSED: &str = "enrollment refused: the token or code is not valid, or this \
      person cannot enroll a device; ask your administrator";
 
+/// The answer when sign-in cannot start: an unknown organisation or one without an IdP.
+const SIGN_IN_UNAVAILABLE: &str = "sign-in is not available for this organisation; check --org, \
+     or ask your administrator for an activation code";
+
 fn refused(refusal: &EnrollRefusal, method: &str, source: &str) -> Status {
     tracing::info!(%method, %source, reason = %refusal, "enrollment refused");
     Status::unauthenticated(ENROLL_REFUSED)
@@ -156,21 +160,20 @@ impl AgentGrpc {
                 let org = store.org_by_slug(slug).await.map_err(internal)?;
                 let Some(org) = org else {
                     tracing::info!(%slug, %source, "sign-in for an unknown organisation");
-                    return Err(Status::unauthenticated(ENROLL_REFUSED));
+                    return Err(Status::failed_precondition(SIGN_IN_UNAVAILABLE));
                 };
                 org.id
             }
         };
-        // Without an identity provider nobody could ever confirm: say so now.
+        // Without an identity provider nobody could ever confirm: say so now (in the same
+        // words as for an unknown organisation, so slugs cannot be probed).
         if store
             .oidc_config(&org_id)
             .await
             .map_err(internal)?
             .is_none()
         {
-            return Err(Status::failed_precondition(
-                "sign-in is not configured for this organisation; ask your administrator for an activation code",
-            ));
+            return Err(Status::failed_precondition(SIGN_IN_UNAVAILABLE));
         }
         let ctx = EnrollContext {
             info: &info,

@@ -235,7 +235,7 @@ pub struct LimitsService<S> {
 }
 
 /// The rate-limit key: the address, or its /64 for IPv6 (one host holds a whole /64).
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub fn rate_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

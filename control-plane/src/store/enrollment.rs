@@ -82,15 +82,64 @@ pub(crate) async fn lock_user(
     .bind(user_id)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|r| {
-        let active: i64 = r.try_get("active")?;
-        Ok(LockedUser {
-            id: r.try_get("id")?,
-            user_name: r.try_get("user_name")?,
-            active: active != 0,
-        })
-    })
-    .transpose()
+    let Some(r) = row else { return Ok(None) };
+    let active: i64 = r.try_get("active")?;
+    let id: String = r.try_get("id")?;
+    let active = active != 0 && !removed_from_every_group(&mut *tx, org_id, &id).await?;
+    Ok(Some(LockedUser {
+        id,
+        user_name: r.try_get("user_name")?,
+        active,
+    }))
+}
+
+/// Whether the organisation deprovisions people who are in no synced group and this person is
+/// in none: such a person is deprovisioned (their devices were revoked) though their user row
+/// stays active, and must not enroll again.
+pub(crate) async fn removed_from_every_group(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    user_id: &str,
+) -> StoreResult<bool> {
+    let enforced =
+        sqlx::query("SELECT deprovision_without_groups FROM org_settings WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get::<i64, _>("deprovision_without_groups"))
+            .transpose()?
+            .unwrap_or(0)
+            != 0;
+    if !enforced {
+        return Ok(false);
+    }
+    let member = sqlx::query("SELECT 1 AS x FROM group_members WHERE user_id = $1 LIMIT 1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    Ok(!member)
+}
+
+impl Store {
+    /// Whether the person may hold a device now: active, not deleted, and not deprovisioned
+    /// by removal from their last group. The one rule the sign-in pages, the stream and every
+    /// enrollment share.
+    pub async fn person_may_hold_device(&self, org_id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut conn = self.read.acquire().await?;
+        let active = sqlx::query(
+            "SELECT active FROM users WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<i64, _>("active"))
+        .transpose()?
+        .unwrap_or(0)
+            != 0;
+        Ok(active && !removed_from_every_group(&mut conn, org_id, user_id).await?)
+    }
 }
 
 /// Who performed an enrollment, for the audit trail.

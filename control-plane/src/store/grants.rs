@@ -26,6 +26,8 @@ pub const POLL_INTERVAL_SECONDS: i64 = 5;
 /// At most this many sign-ins may wait at once: an unauthenticated peer can start them, so
 /// their number (and the writes they cost) is bounded whatever the source addresses.
 pub const MAX_PENDING_GRANTS: i64 = 10_000;
+/// And at most this many from one source address, so one peer cannot take them all.
+pub const MAX_PENDING_GRANTS_PER_SOURCE: i64 = 200;
 /// User codes: 8 letters of a 20-letter alphabet without vowels (no words, no 0/O or 1/I
 /// confusion): 20^8 ≈ 2.6e10 codes, valid 10 minutes, attempts rate-limited per source.
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -120,6 +122,19 @@ impl Store {
         .try_get("n")?;
         drop(permit);
         if pending >= MAX_PENDING_GRANTS {
+            return Ok(None);
+        }
+        let permit = self.unauthenticated_read().await?;
+        let from_source: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM device_grants WHERE status = 'pending' AND expires_at > $1 AND source_addr = $2",
+        )
+        .bind(now)
+        .bind(clip(ctx.source, 64))
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?;
+        drop(permit);
+        if from_source >= MAX_PENDING_GRANTS_PER_SOURCE {
             return Ok(None);
         }
         let info: &DeviceInfo = ctx.info;
@@ -265,15 +280,20 @@ impl Store {
         } else {
             GrantStatus::Denied
         };
-        sqlx::query(
-            "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3 WHERE id = $4",
+        let decided = sqlx::query(
+            "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(&person.user_id)
         .bind(now)
         .bind(&grant.id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if decided != 1 {
+            // Someone decided first: the first decision stands.
+            return Err(StoreError::NotFound);
+        }
         let action = match (approve, &refusal) {
             (true, None) => "device.authorize",
             (true, Some(_)) => "device.authorize.refused",
@@ -361,18 +381,19 @@ impl Store {
             return Ok(gone());
         }
         let mut tx = self.begin_write().await?;
-        // Consume it first: of two concurrent polls, exactly one sees the row change.
+        // Consume it first: of two concurrent polls, exactly one sees the row change, and the
+        // person is the one recorded by that same statement (not the earlier read).
         let claimed = sqlx::query(
-            "UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved'",
+            "UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved' RETURNING user_id",
         )
         .bind(&grant.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed != 1 {
-            return Ok(gone());
-        }
-        let Some(user_id) = grant.user_id.clone() else {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user_id) = claimed
+            .map(|r| r.try_get::<Option<String>, _>("user_id"))
+            .transpose()?
+            .flatten()
+        else {
             return Ok(gone());
         };
         let org_slug: String = sqlx::query("SELECT slug FROM orgs WHERE id = $1")

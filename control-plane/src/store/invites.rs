@@ -203,12 +203,22 @@ impl Store {
         };
         match result {
             Ok(enrollment) => {
-                sqlx::query("UPDATE invites SET used_at = $1, used_device_id = $2 WHERE id = $3")
-                    .bind(now_micros())
-                    .bind(&enrollment.device_id)
-                    .bind(&invite_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // Guarded: of two concurrent redemptions (or a redemption and a revocation),
+                // exactly one changes the row; the other rolls back and gets no device.
+                let claimed = sqlx::query(
+                    "UPDATE invites SET used_at = $1, used_device_id = $2 WHERE id = $3 \
+                     AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(now_micros())
+                .bind(&enrollment.device_id)
+                .bind(&invite_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed != 1 {
+                    tx.rollback().await?;
+                    return Ok(Err(EnrollRefusal::InvalidCode));
+                }
                 tx.commit().await?;
                 Ok(Ok(enrollment))
             }

@@ -21,7 +21,6 @@ const CONFIRM_PATH: &str = "/enroll/device/confirm";
 #[derive(Template)]
 #[template(path = "device_code.html")]
 struct CodePage {
-    csrf: String,
     code: String,
     problem: Option<String>,
 }
@@ -47,11 +46,9 @@ pub struct CodeQuery {
 }
 
 /// `GET /enroll/device[?code=…]`: the code form (pre-filled from the link the agent printed).
-pub async fn code_form(session: Session, Query(q): Query<CodeQuery>) -> Response {
-    let csrf = match csrf_token(&session).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+/// It stores nothing: an anonymous visitor costs no session row. Its POST is protected by the
+/// same-origin check (and is rate-limited); the session starts there.
+pub async fn code_form(Query(q): Query<CodeQuery>) -> Response {
     let code = q
         .code
         .as_deref()
@@ -60,7 +57,6 @@ pub async fn code_form(session: Session, Query(q): Query<CodeQuery>) -> Response
     html(
         StatusCode::OK,
         &CodePage {
-            csrf,
             code,
             problem: None,
         },
@@ -70,7 +66,6 @@ pub async fn code_form(session: Session, Query(q): Query<CodeQuery>) -> Response
 #[derive(Debug, Deserialize)]
 pub struct CodeForm {
     code: String,
-    csrf: String,
 }
 
 /// `POST /enroll/device`: looks the code up (rate-limited per source), remembers the grant in
@@ -81,18 +76,10 @@ pub async fn submit_code(
     session: Session,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form.csrf).await {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "This form expired. Reload the page and try again.",
-        );
-    }
-    let again = |status: StatusCode, problem: &str, csrf: String| {
+    let again = |status: StatusCode, problem: &str| {
         html(
             status,
             &CodePage {
-                csrf,
                 code: String::new(),
                 problem: Some(problem.to_string()),
             },
@@ -102,7 +89,6 @@ pub async fn submit_code(
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts from your network. Wait a minute, then try again.",
-            form.csrf,
         );
     }
     let grant = match normalise_user_code(&form.code) {
@@ -117,7 +103,6 @@ pub async fn submit_code(
         return again(
             StatusCode::BAD_REQUEST,
             "That code is not valid or has expired. Check your terminal, or start again there.",
-            form.csrf,
         );
     };
     if let Err(e) = session.insert(GRANT_KEY, &grant.id).await {
@@ -363,6 +348,18 @@ pub async fn verify(
     let Some(person) = current_person(&state, &session).await else {
         return Redirect::to("/enroll/device").into_response();
     };
+    let device_id: String = form.device.chars().take(64).collect();
+    match state.store.unverified_device_of(&device_id, &person).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return message_page(
+                StatusCode::NOT_FOUND,
+                "Nothing to confirm",
+                "This computer is already confirmed, was removed, or is not enrolled for you.",
+            )
+        }
+        Err(e) => return internal_error(e),
+    }
     if form.decision != "approve" {
         let audit = state
             .store
@@ -374,7 +371,7 @@ pub async fn verify(
                 },
                 "device.disown",
                 "Device",
-                Some(&form.device),
+                Some(&device_id),
                 serde_json::json!({"browserSource": source.0}),
             )
             .await;
@@ -389,7 +386,7 @@ pub async fn verify(
     }
     match state
         .store
-        .verify_device_by_person(&form.device, &person, &source.0)
+        .verify_device_by_person(&device_id, &person, &source.0)
         .await
     {
         Ok(Ok(())) => message_page(

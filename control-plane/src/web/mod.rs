@@ -36,8 +36,10 @@ pub struct WebState {
     pub origin: String,
     pub http: openidconnect::reqwest::Client,
     pub providers: signin::oidc::ProviderCache,
-    /// Sign-in and code attempts per source address.
+    /// Sign-in and code attempts per source address (per /64 for IPv6).
     attempts: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Attempts checked, to forget idle addresses now and then.
+    checked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl WebState {
@@ -59,14 +61,25 @@ impl WebState {
             http: signin::oidc::http_client()?,
             providers: signin::oidc::ProviderCache::default(),
             attempts: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
+            checked: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
     /// Whether this source may make another attempt (code entry, sign-in start): 10 at once,
     /// then 30 a minute.
     pub fn allow_attempt(&self, source: &SourceAddr) -> bool {
+        let n = self
+            .checked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 4096 == 4095 {
+            // Addresses whose bucket is full again carry no state worth keeping.
+            self.attempts.retain_recent();
+        }
         match source.ip() {
-            Some(ip) => self.attempts.check_key(&ip).is_ok(),
+            Some(ip) => self
+                .attempts
+                .check_key(&crate::grpc::limits::rate_key(ip))
+                .is_ok(),
             None => true,
         }
     }

@@ -54,11 +54,19 @@ pub async fn match_person(
         .active_user_by(&config.org_id, config.match_attribute, &value)
         .await
     {
-        Ok(Some((user_id, user_name, true))) => Ok(Ok(SignedInPerson {
-            org_id: config.org_id.clone(),
-            user_id,
-            user_name,
-        })),
+        Ok(Some((user_id, user_name, true))) => {
+            if !store
+                .person_may_hold_device(&config.org_id, &user_id)
+                .await?
+            {
+                return Ok(Err(MatchFailure::Inactive(user_name)));
+            }
+            Ok(Ok(SignedInPerson {
+                org_id: config.org_id.clone(),
+                user_id,
+                user_name,
+            }))
+        }
         Ok(Some((_, user_name, false))) => Ok(Err(MatchFailure::Inactive(user_name))),
         Ok(None) => Ok(Err(MatchFailure::NoUser(value))),
         Err(StoreError::Ambiguous(_)) => Ok(Err(MatchFailure::Ambiguous(value))),

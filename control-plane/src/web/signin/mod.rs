@@ -59,8 +59,13 @@ pub async fn current_person(state: &WebState, session: &Session) -> Option<Signe
         let _ = session.flush().await;
         return None;
     }
+    let may = state
+        .store
+        .person_may_hold_device(&p.org_id, &p.user_id)
+        .await
+        .unwrap_or(false);
     match state.store.get_user(&p.org_id, &p.user_id).await {
-        Ok(Some(u)) if u.active => Some(SignedInPerson {
+        Ok(Some(u)) if may => Some(SignedInPerson {
             org_id: p.org_id,
             user_id: p.user_id,
             user_name: u.user_name,
@@ -73,10 +78,22 @@ pub async fn current_person(state: &WebState, session: &Session) -> Option<Signe
 }
 
 /// Only local paths may follow a sign-in (no open redirect).
+/// Only the pages that send people to sign in, as plain printable ASCII (a tab or newline
+/// would let a browser read `/\t/evil` as `//evil`).
 fn safe_next(next: Option<&str>) -> String {
+    const PAGES: [&str; 2] = ["/enroll/device/confirm", "/enroll/device/verify?device="];
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+        Some(n)
+            if n.len() <= 200
+                && n.bytes().all(|b| (0x21..=0x7e).contains(&b))
+                && !n.contains('\\')
+                && PAGES
+                    .iter()
+                    .any(|p| n == *p || (p.ends_with('=') && n.starts_with(p))) =>
+        {
+            n.to_string()
+        }
+        _ => "/enroll/device".to_string(),
     }
 }
 
@@ -146,8 +163,8 @@ pub async fn login(
         Ok(None) => {
             return message_page(
                 StatusCode::NOT_FOUND,
-                "Unknown organisation",
-                "This sign-in link names no organisation here.",
+                "Sign-in is not set up",
+                "Your organisation has not connected its identity provider to Palisade yet. Ask your administrator.",
             )
         }
         Err(e) => return super::internal_error(e),
@@ -330,4 +347,32 @@ pub async fn logout(session: Session) -> Response {
         "Signed out",
         "You are signed out of Palisade.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_our_pages_follow_a_sign_in() {
+        assert_eq!(
+            safe_next(Some("/enroll/device/confirm")),
+            "/enroll/device/confirm"
+        );
+        assert_eq!(
+            safe_next(Some("/enroll/device/verify?device=abc")),
+            "/enroll/device/verify?device=abc"
+        );
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil",
+            "https://evil",
+            "/enroll/device/confirm\n",
+            "/admin",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/enroll/device", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/enroll/device");
+    }
 }
