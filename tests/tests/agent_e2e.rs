@@ -4,16 +4,13 @@
 //! and offline agents converge; bad enrollments and policies are refused with clear errors.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use palisade_tests::workstation::{secrets_key_file, Workstation};
+use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
-use tokio::process::Command;
 
-const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn user_body(user_name: &str) -> Value {
@@ -191,32 +188,8 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The CLI reads the key from stdin: run it with a pipe.
-    let mut cmd = Command::new(palisade_tests::binary_path());
-    cmd.args([
-        "api-key",
-        "set",
-        "--org",
-        "default",
-        "--database-url",
-        &cp.db.url,
-    ])
-    .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-        stdin.write_all(b"sk-ant-test-key-123\n").await?;
-    }
-    let out = child.wait_with_output().await?;
-    assert!(
-        out.status.success(),
-        "api-key set: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The CLI reads the key from stdin.
+    set_org_api_key(&cp, "sk-ant-test-key-123").await?;
 
     let mut online = Workstation::new()?;
     let mut offline = Workstation::new()?;

@@ -40,6 +40,15 @@ struct ConfirmPage {
     confirming_enrolled: bool,
 }
 
+/// The answer to a POST without this session's CSRF token.
+fn form_expired() -> Response {
+    message_page(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form expired. Reload the page and try again.",
+    )
+}
+
 #[derive(Debug, Deserialize)]
 pub struct CodeQuery {
     code: Option<String>,
@@ -193,11 +202,7 @@ pub async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     if !csrf_ok(&session, &form.csrf).await {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "This form expired. Reload the page and try again.",
-        );
+        return form_expired();
     }
     let Ok(Some(grant_id)) = session.get::<String>(GRANT_KEY).await else {
         return Redirect::to("/enroll/device").into_response();
@@ -339,11 +344,7 @@ pub async fn verify(
     Form(form): Form<VerifyForm>,
 ) -> Response {
     if !csrf_ok(&session, &form.csrf).await {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "This form expired. Reload the page and try again.",
-        );
+        return form_expired();
     }
     let Some(person) = current_person(&state, &session).await else {
         return Redirect::to("/enroll/device").into_response();
