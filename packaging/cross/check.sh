@@ -181,6 +181,10 @@ wait_for_dropin() {
   return 1
 }
 
+# The MDM method below delivers the key only to verified devices: this organisation trusts
+# its MDM's claim of who uses the machine (SECURITY.md explains the trade-off).
+"$cp_bin" org settings --org default --trust-mdm-identity true >/dev/null 2>"$tmp/trust.err" \
+  || { cat "$tmp/trust.err" >&2; die "org settings --trust-mdm-identity failed"; }
 log "SCIM: creating user win@example.com"
 scim_create_user win@example.com
 
@@ -208,10 +212,6 @@ printf '{"permissions":{"deny":["WebSearch"]}}' >"$claude/remote-settings.json"
 log "control plane: api-key set for the organisation"
 printf 'sk-ant-api03-cross-check-key' | "$cp_bin" api-key set --org default >"$tmp/apikey.out" 2>&1 \
   || { cat "$tmp/apikey.out" >&2; die "api-key set failed"; }
-# The MDM method below delivers the key only to verified devices: this organisation trusts
-# its MDM's claim of who uses the machine (SECURITY.md explains the trade-off).
-"$cp_bin" org settings --org default --trust-mdm-identity true >/dev/null 2>"$tmp/trust.err" \
-  || { cat "$tmp/trust.err" >&2; die "org settings --trust-mdm-identity failed"; }
 
 log "wine: palisade-agent.exe run (waiting up to ${E2E_TIMEOUT}s for the drop-in)"
 dropin="$settings/managed-settings.d/50-palisade.json"
