@@ -232,14 +232,6 @@ mod tests {
             vec!["enroll", "--server", "https://x"],
             vec!["enroll", "--server", "https://x", "--login", "--code", "c"],
             vec!["enroll", "--server", "https://x", "--enroll-token", "t"],
-            vec![
-                "enroll",
-                "--server",
-                "https://x",
-                "--code",
-                "c",
-                "--no-browser",
-            ],
         ] {
             let mut argv = vec!["palisade-agent"];
             argv.extend(bad.iter().copied());

@@ -54,9 +54,10 @@ pub struct EnrollArgs {
 
 fn refusal(target: &ServerTarget, e: ClientError) -> anyhow::Error {
     match e {
-        ClientError::Refused { message, .. } => {
-            anyhow!("enrollment refused by {}: {message}", target.url())
-        }
+        ClientError::Refused { code, message } => anyhow!(
+            "enrollment refused by {}: {message} (gRPC status {code:?})",
+            target.url()
+        ),
         other => anyhow!(other),
     }
 }
