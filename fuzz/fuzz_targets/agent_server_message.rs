@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
                     api_key_helper: Some("/usr/bin/palisade-agent api-key".to_string()),
                     api_key_helper_ttl_ms: 300_000,
                     os,
+                    // What the server sent for an unverified device ends up here.
+                    announcement: snapshot.confirm_url.clone(),
                 };
                 let _ = try_render(&snapshot.policy, &opts);
             }
