@@ -68,6 +68,11 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $pg_db" >/dev/n
 probe "postgres://postgres@127.0.0.1:5432/$pg_db"
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null || true
 
+# --- Fuzzing smoke: every cargo-fuzz target for a few seconds (the long runs are in
+# fuzz/RESULTS.md and SECURITY.md).
+log "fuzz smoke (10 s per target)"
+bash fuzz/run.sh 10
+
 log "OIDC test dependencies (chromium, chromedriver, oidc-provider npm packages)"
 bash tests/setup-test-deps.sh
 
@@ -78,7 +83,3 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-# --- Fuzzing smoke: every cargo-fuzz target for a few seconds (the long runs are in
-# fuzz/RESULTS.md and SECURITY.md).
-log "fuzz smoke (10 s per target)"
-bash fuzz/run.sh 10
