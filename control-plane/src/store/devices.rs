@@ -252,11 +252,12 @@ impl Store {
     /// What a device may receive right now: whether it is verified and live, and whether its
     /// person is active (read together, so a snapshot never carries a key past a deactivation).
     pub async fn device_standing(&self, device_id: &str) -> StoreResult<DeviceStanding> {
+        let mut conn = self.read.acquire().await?;
         let row = sqlx::query(
             "SELECT d.verified, d.revoked_at, d.org_id, d.user_id, u.active, u.deleted_at FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
         )
         .bind(device_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(r) = row else {
             return Ok(DeviceStanding::default());
@@ -264,10 +265,13 @@ impl Store {
         let active = r.try_get::<i64, _>("active")? != 0
             && r.try_get::<Option<i64>, _>("deleted_at")?.is_none();
         let (org_id, user_id): (String, String) = (r.try_get("org_id")?, r.try_get("user_id")?);
+        // The rest of `person_may_hold_device`, on the row already read.
+        let user_active = active
+            && !super::enrollment::removed_from_every_group(&mut conn, &org_id, &user_id).await?;
         Ok(DeviceStanding {
             verified: r.try_get::<i64, _>("verified")? != 0,
             live: r.try_get::<Option<i64>, _>("revoked_at")?.is_none(),
-            user_active: active && self.person_may_hold_device(&org_id, &user_id).await?,
+            user_active,
         })
     }
 

@@ -112,29 +112,19 @@ impl Store {
     ) -> StoreResult<Option<StartedGrant>> {
         let device_code = mint_secret(DEVICE_CODE_PREFIX);
         let now = now_micros();
+        // Both caps from one read: all waiting sign-ins, and those from this address.
         let permit = self.unauthenticated_read().await?;
-        let pending: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM device_grants WHERE status = 'pending' AND expires_at > $1",
-        )
-        .bind(now)
-        .fetch_one(&self.read)
-        .await?
-        .try_get("n")?;
-        drop(permit);
-        if pending >= MAX_PENDING_GRANTS {
-            return Ok(None);
-        }
-        let permit = self.unauthenticated_read().await?;
-        let from_source: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM device_grants WHERE status = 'pending' AND expires_at > $1 AND source_addr = $2",
+        let counts = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(CASE WHEN source_addr = $2 THEN 1 END) AS mine \
+             FROM device_grants WHERE status = 'pending' AND expires_at > $1",
         )
         .bind(now)
         .bind(clip(ctx.source, 64))
         .fetch_one(&self.read)
-        .await?
-        .try_get("n")?;
+        .await?;
         drop(permit);
-        if from_source >= MAX_PENDING_GRANTS_PER_SOURCE {
+        let (pending, from_source): (i64, i64) = (counts.try_get("n")?, counts.try_get("mine")?);
+        if pending >= MAX_PENDING_GRANTS || from_source >= MAX_PENDING_GRANTS_PER_SOURCE {
             return Ok(None);
         }
         let info: &DeviceInfo = ctx.info;

@@ -71,6 +71,16 @@ impl Store {
         .transpose()
     }
 
+    /// The slug of the organisation with this id.
+    pub async fn org_slug(&self, org_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query("SELECT slug FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| r.try_get("slug"))
+            .transpose()?)
+    }
+
     /// The organisation with this slug, or `NotFound`.
     pub async fn require_org(&self, slug: &str) -> StoreResult<Org> {
         self.org_by_slug(slug).await?.ok_or(StoreError::NotFound)

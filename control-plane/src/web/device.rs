@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::signin::current_person;
+use super::signin::{current_person, sign_in_first};
 use super::{csrf_ok, csrf_token, html, internal_error, message_page, SourceAddr, WebState};
 use crate::domain::{to_rfc3339, GrantStatus};
 use crate::store::normalise_user_code;
@@ -38,6 +38,24 @@ struct ConfirmPage {
     source: String,
     expires: String,
     confirming_enrolled: bool,
+}
+
+/// The answer for a code that expired, was decided, or is not the person's organisation's.
+fn code_expired() -> Response {
+    message_page(
+        StatusCode::GONE,
+        "This code has expired",
+        "Start again in your terminal to get a new code.",
+    )
+}
+
+/// The answer for a device that is not the person's, not live, or already confirmed.
+fn nothing_to_confirm() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "Nothing to confirm",
+        "This computer is already confirmed, was removed, or is not enrolled for you.",
+    )
 }
 
 /// The answer to a POST without this session's CSRF token.
@@ -119,25 +137,10 @@ pub async fn submit_code(
     }
     match current_person(&state, &session).await {
         Some(p) if p.org_id == grant.org_id => Redirect::to(CONFIRM_PATH).into_response(),
-        _ => {
-            let slug = match state.store.list_orgs().await {
-                Ok(orgs) => orgs
-                    .into_iter()
-                    .find(|o| o.id == grant.org_id)
-                    .map(|o| o.slug)
-                    .unwrap_or_default(),
-                Err(e) => return internal_error(e),
-            };
-            Redirect::to(&format!(
-                "/auth/login?org={}&next={}",
-                percent_encoding::utf8_percent_encode(&slug, percent_encoding::NON_ALPHANUMERIC),
-                percent_encoding::utf8_percent_encode(
-                    CONFIRM_PATH,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            ))
-            .into_response()
-        }
+        _ => match state.store.org_slug(&grant.org_id).await {
+            Ok(slug) => sign_in_first(&slug.unwrap_or_default(), CONFIRM_PATH),
+            Err(e) => internal_error(e),
+        },
     }
 }
 
@@ -157,13 +160,7 @@ pub async fn confirm_page(State(state): State<WebState>, session: Session) -> Re
         {
             g
         }
-        Ok(_) => {
-            return message_page(
-                StatusCode::GONE,
-                "This code has expired",
-                "Start again in your terminal to get a new code.",
-            )
-        }
+        Ok(_) => return code_expired(),
         Err(e) => return internal_error(e),
     };
     let csrf = match csrf_token(&session).await {
@@ -252,11 +249,7 @@ pub async fn decide(
                 "Palisade could not enroll this device for you. Ask your administrator.",
             )
         }
-        Err(crate::store::StoreError::NotFound) => message_page(
-            StatusCode::GONE,
-            "This code has expired",
-            "Start again in your terminal to get a new code.",
-        ),
+        Err(crate::store::StoreError::NotFound) => code_expired(),
         Err(e) => internal_error(e),
     }
 }
@@ -292,23 +285,11 @@ pub async fn verify_page(
             Ok(None) => crate::domain::DEFAULT_ORG_SLUG.to_string(),
             Err(e) => return internal_error(e),
         };
-        let next = format!("/enroll/device/verify?device={device_id}");
-        return Redirect::to(&format!(
-            "/auth/login?org={}&next={}",
-            percent_encoding::utf8_percent_encode(&org, percent_encoding::NON_ALPHANUMERIC),
-            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
-        ))
-        .into_response();
+        return sign_in_first(&org, &format!("/enroll/device/verify?device={device_id}"));
     };
     let device = match state.store.unverified_device_of(&device_id, &person).await {
         Ok(Some(d)) => d,
-        Ok(None) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "Nothing to confirm",
-                "This computer is already confirmed, was removed, or is not enrolled for you.",
-            )
-        }
+        Ok(None) => return nothing_to_confirm(),
         Err(e) => return internal_error(e),
     };
     let csrf = match csrf_token(&session).await {
@@ -352,13 +333,7 @@ pub async fn verify(
     let device_id: String = form.device.chars().take(64).collect();
     match state.store.unverified_device_of(&device_id, &person).await {
         Ok(Some(_)) => {}
-        Ok(None) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "Nothing to confirm",
-                "This computer is already confirmed, was removed, or is not enrolled for you.",
-            )
-        }
+        Ok(None) => return nothing_to_confirm(),
         Err(e) => return internal_error(e),
     }
     if form.decision != "approve" {

@@ -97,6 +97,36 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The page for an organisation without sign-in (also for an unknown one: slugs cannot be
+/// probed).
+fn not_set_up() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "Sign-in is not set up",
+        "Your organisation has not connected its identity provider to Palisade. Ask your administrator.",
+    )
+}
+
+/// The organisation's OIDC configuration, or the page to answer with.
+async fn sign_in_config(state: &WebState, org_id: &str) -> Result<OidcConfig, Response> {
+    match state.store.oidc_config(org_id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(not_set_up()),
+        Err(e) => Err(super::internal_error(e)),
+    }
+}
+
+/// Sends the browser to sign in with `org_slug`'s IdP, then back to `next` (one of our pages).
+pub fn sign_in_first(org_slug: &str, next: &str) -> Response {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    Redirect::to(&format!(
+        "/auth/login?org={}&next={}",
+        utf8_percent_encode(org_slug, NON_ALPHANUMERIC),
+        utf8_percent_encode(next, NON_ALPHANUMERIC)
+    ))
+    .into_response()
+}
+
 /// The organisation's provider: from the cache, or discovered now.
 async fn provider(state: &WebState, config: &OidcConfig) -> Result<Provider, Response> {
     if let Some(p) = state.providers.get(&config.org_id, config.updated_at) {
@@ -160,25 +190,12 @@ pub async fn login(
     let slug = q.org.as_deref().unwrap_or(crate::domain::DEFAULT_ORG_SLUG);
     let org = match state.store.org_by_slug(slug).await {
         Ok(Some(o)) => o,
-        Ok(None) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "Sign-in is not set up",
-                "Your organisation has not connected its identity provider to Palisade yet. Ask your administrator.",
-            )
-        }
+        Ok(None) => return not_set_up(),
         Err(e) => return super::internal_error(e),
     };
-    let config = match state.store.oidc_config(&org.id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "Sign-in is not set up",
-                "Your organisation has not connected its identity provider to Palisade yet. Ask your administrator.",
-            )
-        }
-        Err(e) => return super::internal_error(e),
+    let config = match sign_in_config(&state, &org.id).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
     let provider = match provider(&state, &config).await {
         Ok(p) => p,
@@ -249,16 +266,9 @@ pub async fn callback(
             "The identity provider sent no authorization code.",
         );
     };
-    let config = match state.store.oidc_config(&pending.org_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "Sign-in is not set up",
-                "Sign-in was turned off for your organisation.",
-            )
-        }
-        Err(e) => return super::internal_error(e),
+    let config = match sign_in_config(&state, &pending.org_id).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
     let provider = match provider(&state, &config).await {
         Ok(p) => p,
