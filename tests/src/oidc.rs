@@ -27,7 +27,9 @@ use reqwest::header::LOCATION;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+// Generous: on the 2-core CI machine the provider starts while every other test runs too (a
+// fresh-clone run once needed more than 30 s). It bounds a wait, it measures nothing.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(600);
 /// A lock directory older than this is taken to be left by a killed process.
 const STALE_LOCK: Duration = Duration::from_secs(900);
