@@ -9,20 +9,22 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::write_if_changed;
 use crate::messages::TamperKind;
-use crate::policy::{Policy, PolicyError};
-use crate::settings::{self, RenderOptions};
+use palisade_policy::render::{DROP_IN_DIR, DROP_IN_FILE};
+use palisade_policy::{render_bytes, Policy, RenderOptions};
 
 /// Mode of the drop-in file: Claude Code runs as the user and must read it.
 pub const DROP_IN_MODE: u32 = 0o644;
 /// Mode of `managed-settings.d` when the agent creates it.
 pub const DROP_IN_DIR_MODE: u32 = 0o755;
 
+/// `<settings_dir>/managed-settings.d/50-palisade.json`.
+pub fn drop_in_path(settings_dir: &Path) -> PathBuf {
+    settings_dir.join(DROP_IN_DIR).join(DROP_IN_FILE)
+}
+
 /// Why a policy could not be put on disk.
 #[derive(Debug, thiserror::Error)]
 pub enum EnforceError {
-    /// The policy does not validate.
-    #[error("invalid policy: {0}")]
-    Invalid(#[from] PolicyError),
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -46,9 +48,9 @@ impl Enforcer {
     /// An enforcer for `<settings_dir>/managed-settings.d/50-palisade.json`. Nothing is
     /// written until [`Enforcer::apply`].
     pub fn new(settings_dir: &Path, opts: RenderOptions) -> Enforcer {
-        let file = settings::drop_in_path(settings_dir);
+        let file = drop_in_path(settings_dir);
         Enforcer {
-            dir: settings_dir.join(settings::DROP_IN_DIR),
+            dir: settings_dir.join(DROP_IN_DIR),
             file,
             opts,
             desired: None,
@@ -75,11 +77,11 @@ impl Enforcer {
         self.desired.as_deref()
     }
 
-    /// Validates and renders `policy` and writes it if the file differs. Returns whether the
-    /// file was written. On error the file and the enforced content stay as they were.
+    /// Renders `policy` (a [`Policy`] holds only checked values) and writes it if the file
+    /// differs. Returns whether the file was written. On error the file and the enforced
+    /// content stay as they were.
     pub fn apply(&mut self, policy: &Policy) -> Result<bool, EnforceError> {
-        policy.validate()?;
-        let bytes = settings::render_bytes(policy, &self.opts);
+        let bytes = render_bytes(policy, &self.opts);
         let written = self.write(&bytes)?;
         self.desired = Some(bytes);
         Ok(written)
@@ -130,7 +132,7 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::TargetOs;
+    use palisade_policy::TargetOs;
 
     fn opts() -> RenderOptions {
         RenderOptions {
@@ -141,10 +143,10 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy {
-            blocked_tools: vec!["Bash".into()],
-            ..Policy::default()
-        }
+        let mut p = Policy::new();
+        p.set("permissions.deny", serde_json::json!(["Bash"]))
+            .unwrap();
+        p
     }
 
     #[test]
@@ -154,27 +156,12 @@ mod tests {
         assert_eq!(e.restore().unwrap(), None, "nothing enforced yet");
         assert!(e.apply(&policy()).unwrap());
         let on_disk = fs::read(e.path()).unwrap();
-        assert_eq!(on_disk, settings::render_bytes(&policy(), &opts()));
+        assert_eq!(on_disk, render_bytes(&policy(), &opts()));
         assert!(
             !e.apply(&policy()).unwrap(),
             "unchanged content is not rewritten"
         );
         assert_eq!(e.restore().unwrap(), None);
-    }
-
-    #[test]
-    fn invalid_policy_keeps_the_last_good_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut e = Enforcer::new(tmp.path(), opts());
-        e.apply(&policy()).unwrap();
-        let before = fs::read(e.path()).unwrap();
-        let bad = Policy {
-            blocked_tools: vec!["bash".into()],
-            ..Policy::default()
-        };
-        assert!(matches!(e.apply(&bad), Err(EnforceError::Invalid(_))));
-        assert_eq!(fs::read(e.path()).unwrap(), before);
-        assert_eq!(e.desired(), Some(before.as_slice()));
     }
 
     #[test]
@@ -192,7 +179,7 @@ mod tests {
         assert_eq!(e.restore().unwrap(), Some(TamperKind::Deleted));
         assert_eq!(fs::read(e.path()).unwrap(), good);
 
-        fs::remove_dir_all(tmp.path().join(settings::DROP_IN_DIR)).unwrap();
+        fs::remove_dir_all(tmp.path().join(DROP_IN_DIR)).unwrap();
         assert_eq!(e.restore().unwrap(), Some(TamperKind::Deleted));
         assert_eq!(fs::read(e.path()).unwrap(), good);
     }

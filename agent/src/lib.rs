@@ -2,12 +2,9 @@
 //! user into Claude Code managed settings on disk, serves the API key, undoes tampering and
 //! wipes credentials on deprovisioning.
 //!
-//! Policy and rendering (pure):
-//! - [`policy`]: the agent's plain policy type ([`Policy`], [`SecurityLevel`]) and its
-//!   validation.
-//! - [`settings`]: renders a policy into the agent's own drop-in file,
-//!   `managed-settings.d/50-palisade.json`, deterministically (see `SETTINGS.md` for what each
-//!   field becomes and what a user could still do).
+//! Policy and rendering are the `palisade-policy` crate's ([`Policy`], [`render`]): the agent
+//! renders what it receives with the code the control plane previews it with (see
+//! `SETTINGS.md` for what each key becomes and what a user could still do). Also pure:
 //! - [`messages`]: the policy stream's messages as plain types.
 //!
 //! Edges and I/O:
@@ -47,10 +44,8 @@ pub mod grpc;
 pub mod install_key;
 pub mod keyfile;
 pub mod messages;
-pub mod policy;
 pub mod run;
 pub mod service;
-pub mod settings;
 pub mod sources;
 pub mod state;
 #[cfg(unix)]
@@ -59,8 +54,9 @@ pub mod watch;
 pub mod wipe;
 
 pub use commands::api_key::{api_key_file_helper_command, api_key_helper_command, helper_for};
-pub use policy::{Policy, PolicyError, SecurityLevel};
-pub use settings::{render, render_bytes, RenderOptions, TargetOs};
+pub use palisade_policy::{
+    lockdown, render, render_bytes, Policy, RenderOptions, SecurityLevel, TargetOs,
+};
 
 /// Milliseconds since the Unix epoch on this machine's clock (0 if the clock is before 1970).
 pub fn now_unix_ms() -> i64 {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Policy;
+use palisade_policy::Policy;
 
 /// What the agent does once a snapshot's validity deadline passes without contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

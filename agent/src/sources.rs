@@ -7,7 +7,10 @@
 //!   preferences domain (`/Library/Managed Preferences/[<user>/]com.anthropic.claudecode.plist`)
 //!   or the Windows policy value `HKLM\SOFTWARE\Policies\ClaudeCode\Settings` (`reg query`);
 //! - another drop-in that sorts after the agent's and can override its scalar keys;
-//! - blocked write paths written for another platform, which the renderer leaves out.
+//! - paths written for another platform, which the renderer leaves out;
+//! - an installed Claude Code older than the policy's `claude_code.required_minimum_version`
+//!   (Claude Code would refuse to start). Only system-wide npm installs are looked at
+//!   ([`CLAUDE_CODE_PACKAGES`]): root never reads a version from a path the developer controls.
 //!
 //! A base `managed-settings.json` is not reported: drop-ins merge with it.
 //!
@@ -19,8 +22,8 @@
 use std::path::Path;
 
 use crate::messages::Warning;
-use crate::policy::Policy;
-use crate::settings::{self, TargetOs};
+use palisade_policy::Policy;
+use palisade_policy::TargetOs;
 
 /// macOS managed preferences file of Claude Code.
 pub const MACOS_MANAGED_PLIST: &str = "/Library/Managed Preferences/com.anthropic.claudecode.plist";
@@ -49,6 +52,20 @@ pub const CODE_INAPPLICABLE_PATHS: &str = "inapplicable_write_paths";
 pub const CODE_API_KEY_UNAVAILABLE: &str = "api_key_unavailable";
 /// Warning code: the Claude config directory is a symlink (or not a directory): not followed.
 pub const CODE_CLAUDE_DIR_REFUSED: &str = "claude_config_dir_refused";
+/// Warning code: the installed Claude Code is older than the policy requires.
+pub const CODE_CLAUDE_CODE_TOO_OLD: &str = "claude_code_too_old";
+
+/// `package.json` of system-wide npm installs of Claude Code (root-owned locations).
+pub const CLAUDE_CODE_PACKAGES: &[&str] = if cfg!(windows) {
+    &[r"C:\Program Files\nodejs\node_modules\@anthropic-ai\claude-code\package.json"]
+} else {
+    &[
+        "/usr/lib/node_modules/@anthropic-ai/claude-code/package.json",
+        "/usr/local/lib/node_modules/@anthropic-ai/claude-code/package.json",
+        "/opt/homebrew/lib/node_modules/@anthropic-ai/claude-code/package.json",
+    ]
+};
+
 /// Warning code: tamper protection is off.
 pub const CODE_NO_TAMPER_WATCH: &str = "tamper_watch_unavailable";
 
@@ -73,9 +90,42 @@ pub async fn detect(
     out.extend(later_drop_ins(settings_dir));
     if let Some(p) = policy {
         out.extend(inapplicable_paths(p, os));
+        let packages: Vec<&Path> = CLAUDE_CODE_PACKAGES.iter().map(Path::new).collect();
+        out.extend(claude_code_too_old(p, &packages));
     }
     out.sort();
     out
+}
+
+/// The installed Claude Code versions older than the policy's minimum, from the first
+/// readable `package.json` of `packages`.
+pub fn claude_code_too_old(policy: &Policy, packages: &[&Path]) -> Option<Warning> {
+    use palisade_policy::rules::names::parse_version;
+    let minimum = policy.text("claude_code.required_minimum_version")?;
+    let wanted = parse_version(minimum).ok()?;
+    for package in packages {
+        let Ok(text) = std::fs::read_to_string(package) else {
+            continue;
+        };
+        let Some(installed) = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned))
+        else {
+            continue;
+        };
+        let Ok(have) = parse_version(&installed) else {
+            continue;
+        };
+        return (have < wanted).then(|| Warning {
+            code: CODE_CLAUDE_CODE_TOO_OLD.to_owned(),
+            detail: format!(
+                "Claude Code {installed} ({}) is older than the policy's required minimum \
+                 {minimum}: it will refuse to start until it is updated",
+                package.display()
+            ),
+        });
+    }
+    None
 }
 
 /// The server-managed warning if `<claude_config_dir>/remote-settings.json` holds a
@@ -220,7 +270,7 @@ async fn windows_hklm() -> Option<Warning> {
 
 /// Drop-ins whose name sorts after the agent's: their scalars win over the agent's.
 pub fn later_drop_ins(settings_dir: &Path) -> Option<Warning> {
-    let dir = settings_dir.join(settings::DROP_IN_DIR);
+    let dir = settings_dir.join(palisade_policy::render::DROP_IN_DIR);
     let entries = std::fs::read_dir(&dir).ok()?;
     let mut later: Vec<String> = entries
         .filter_map(Result::ok)
@@ -228,7 +278,7 @@ pub fn later_drop_ins(settings_dir: &Path) -> Option<Warning> {
         .filter(|name| {
             name.ends_with(".json")
                 && !name.starts_with('.')
-                && name.as_str() > settings::DROP_IN_FILE
+                && name.as_str() > palisade_policy::render::DROP_IN_FILE
         })
         .collect();
     if later.is_empty() {
@@ -241,18 +291,19 @@ pub fn later_drop_ins(settings_dir: &Path) -> Option<Warning> {
             "{} in {} sort after {}: their scalar settings override Palisade's",
             later.join(", "),
             dir.display(),
-            settings::DROP_IN_FILE
+            palisade_policy::render::DROP_IN_FILE
         ),
     })
 }
 
-/// Blocked write paths of the other platform's flavour.
+/// Path entries of the other platform's flavour.
 pub fn inapplicable_paths(policy: &Policy, os: TargetOs) -> Option<Warning> {
-    let paths = settings::inapplicable_write_paths(policy, os);
+    let paths = palisade_policy::inapplicable_paths(policy, os);
     (!paths.is_empty()).then(|| Warning {
         code: CODE_INAPPLICABLE_PATHS.to_owned(),
         detail: format!(
-            "blocked_write_paths not written on this {os:?} machine: {}",
+            "paths not written on this {} machine: {}",
+            os.as_str(),
             paths.join(", ")
         ),
     })
@@ -376,12 +427,12 @@ mod tests {
     fn base_file_and_earlier_drop_ins_are_fine_later_ones_are_not() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(later_drop_ins(tmp.path()), None, "no directory");
-        let dir = tmp.path().join(settings::DROP_IN_DIR);
+        let dir = tmp.path().join(palisade_policy::render::DROP_IN_DIR);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(tmp.path().join("managed-settings.json"), b"{}").unwrap();
         for name in [
             "10-mdm.json",
-            settings::DROP_IN_FILE,
+            palisade_policy::render::DROP_IN_FILE,
             ".90-x.json.tmp",
             "README",
         ] {
@@ -394,13 +445,39 @@ mod tests {
         assert!(w.detail.contains("90-override.json"), "{}", w.detail);
     }
 
+    #[test]
+    fn an_old_claude_code_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let package = tmp.path().join("package.json");
+        let mut p = Policy::new();
+        assert_eq!(claude_code_too_old(&p, &[&package]), None, "no minimum");
+        p.set(
+            "claude_code.required_minimum_version",
+            serde_json::json!("2.1.240"),
+        )
+        .unwrap();
+        assert_eq!(claude_code_too_old(&p, &[&package]), None, "not installed");
+        std::fs::write(&package, r#"{"version":"2.1.197"}"#).unwrap();
+        let w = claude_code_too_old(&p, &[&package]).unwrap();
+        assert_eq!(w.code, CODE_CLAUDE_CODE_TOO_OLD);
+        assert!(
+            w.detail.contains("2.1.197") && w.detail.contains("2.1.240"),
+            "{}",
+            w.detail
+        );
+        std::fs::write(&package, r#"{"version":"2.1.332"}"#).unwrap();
+        assert_eq!(claude_code_too_old(&p, &[&package]), None, "new enough");
+    }
+
     #[tokio::test]
     async fn other_platform_paths_are_reported() {
         let tmp = tempfile::tempdir().unwrap();
-        let p = Policy {
-            blocked_write_paths: vec!["/etc".into(), "C:\\Users\\x".into()],
-            ..Policy::default()
-        };
+        let mut p = Policy::new();
+        p.set(
+            "files.deny_write",
+            serde_json::json!(["/etc", "C:\\Users\\x"]),
+        )
+        .unwrap();
         let w = detect(tmp.path(), tmp.path(), Some(&p), TargetOs::Linux).await;
         assert!(
             w.iter()

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_if_changed;
 use crate::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
-use crate::policy::Policy;
+use palisade_policy::Policy;
 
 /// `device.json`.
 pub const DEVICE_FILE: &str = "device.json";
@@ -387,7 +387,6 @@ fn fix_dir_mode(path: &Path, _meta: &fs::Metadata) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::SecurityLevel;
 
     fn device() -> Device {
         Device {
@@ -417,9 +416,11 @@ mod tests {
         let cached = CachedPolicy {
             device_id: "dev-1".into(),
             version: 3,
-            policy: Policy {
-                security_level: SecurityLevel::Strict,
-                ..Policy::default()
+            policy: {
+                let mut p = Policy::new();
+                p.set("security_level", serde_json::json!("strict"))
+                    .unwrap();
+                p
             },
             valid_until_unix_ms: Some(10),
             offline_deadline_unix_ms: Some(12),
@@ -428,7 +429,17 @@ mod tests {
             applied_at_unix_ms: 5,
         };
         state.save_policy(&cached).unwrap();
-        assert_eq!(state.load_policy().unwrap(), Some(cached));
+        assert_eq!(state.load_policy().unwrap(), Some(cached.clone()));
+
+        // A cache written by a schema-1 agent still loads (migrated).
+        let mut old = serde_json::to_value(&cached).unwrap();
+        old["policy"] = serde_json::json!({"blocked_tools": ["Bash"], "security_level": "strict"});
+        std::fs::write(state.path(POLICY_FILE), old.to_string()).unwrap();
+        let loaded = state.load_policy().unwrap().unwrap();
+        assert_eq!(
+            loaded.policy.strings("permissions.deny"),
+            Some(vec!["Bash"])
+        );
 
         state.save_api_key("sk-ant-123\n").unwrap();
         assert_eq!(fs::read(state.path(API_KEY_FILE)).unwrap(), b"sk-ant-123");

@@ -15,7 +15,6 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-use crate::settings;
 use crate::state::DEVICE_FILE;
 
 /// What the run loop should look at.
@@ -101,8 +100,8 @@ impl Targets {
     pub fn new(settings_dir: &Path, state_dir: &Path) -> Targets {
         Targets {
             settings_dir: settings_dir.to_owned(),
-            drop_in_dir: settings_dir.join(settings::DROP_IN_DIR),
-            drop_in_file: settings::drop_in_path(settings_dir),
+            drop_in_dir: settings_dir.join(palisade_policy::render::DROP_IN_DIR),
+            drop_in_file: crate::enforce::drop_in_path(settings_dir),
             device_file: state_dir.join(DEVICE_FILE),
         }
     }
@@ -332,7 +331,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let settings_dir = tmp.path().join("settings");
         let state_dir = tmp.path().join("state");
-        let drop_in = settings::drop_in_path(&settings_dir);
+        let drop_in = crate::enforce::drop_in_path(&settings_dir);
         std::fs::create_dir_all(drop_in.parent().unwrap()).unwrap();
         std::fs::create_dir_all(&state_dir).unwrap();
         std::fs::write(&drop_in, b"{}\n").unwrap();

@@ -10,25 +10,24 @@ mod support;
 use std::time::Duration;
 
 use palisade_agent::messages::OfflineRule;
-use palisade_agent::{Policy, SecurityLevel};
+use palisade_agent::Policy;
+use serde_json::json;
 use support::*;
 
 fn policy_v1() -> Policy {
-    Policy {
-        blocked_tools: vec!["Bash".into(), "WebFetch".into()],
-        security_level: SecurityLevel::Strict,
-        blocked_write_paths: vec!["/etc/ssh".into()],
-        ..Policy::default()
-    }
+    policy_of(json!({
+        "permissions": {"deny": ["Bash", "WebFetch"]},
+        "security_level": "strict",
+        "files": {"deny_write": ["/etc/ssh"]},
+    }))
 }
 
 fn policy_v3() -> Policy {
-    Policy {
-        blocked_tools: vec!["Bash".into()],
-        security_level: SecurityLevel::Moderate,
-        allowed_skills: Some(vec!["pdf".into()]),
-        ..Policy::default()
-    }
+    policy_of(json!({
+        "permissions": {"deny": ["Bash"]},
+        "security_level": "moderate",
+        "skills": {"allowed": ["pdf"]},
+    }))
 }
 
 /// Enrolls, starts `run`, applies `policy` as version 1 with the API key, and waits for the ACK.
@@ -175,20 +174,22 @@ async fn enroll_apply_ack_nack_and_api_key() {
     assert!(text.contains("version 1"), "{text}");
 
     // Version 2 is invalid: NACKed with the reason, version 1 stays.
-    let bad = Policy {
-        blocked_tools: vec!["bash".into()],
-        ..Policy::default()
-    };
-    server.send(snapshot(
+    let mut bad = palisade_agent::grpc::policy_to_pb(&Policy::new());
+    bad.document = r#"{"permissions":{"deny":["bash"]}}"#.into();
+    server.send(snapshot_of(
         2,
-        &bad,
+        bad,
         Some("sk-other"),
         far_future(),
         OfflineRule::KeepLast,
     ));
     let nack = server.expect_nack().await;
     assert_eq!((nack.version, nack.nonce.as_str()), (2, "nonce-2"));
-    assert!(nack.error.contains("did you mean `Bash`"), "{}", nack.error);
+    assert!(
+        nack.error.contains("did you mean \"Bash\""),
+        "{}",
+        nack.error
+    );
     assert_eq!(read(&dirs.drop_in()), Some(v1));
     assert_eq!(
         read(&dirs.state_file("api-key")),
@@ -502,7 +503,7 @@ async fn deprovision_wipes_and_stays_locked_down() {
     }
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.wiped_at_unix_ms > 0);
-    let lockdown = dirs.expected(&Policy::lockdown());
+    let lockdown = dirs.expected(&palisade_agent::lockdown());
     assert_eq!(read(&dirs.drop_in()), Some(lockdown.clone()));
 
     let out = cli(&dirs, &["api-key"]).await;
@@ -556,7 +557,7 @@ async fn revoked_at_connect_wipes_the_same_way() {
                 && !dirs.credentials().exists()
         })
         .await;
-    let lockdown = dirs.expected(&Policy::lockdown());
+    let lockdown = dirs.expected(&palisade_agent::lockdown());
     agent
         .wait_until("the lockdown policy", || {
             read(&dirs.drop_in()).as_ref() == Some(&lockdown)
@@ -644,7 +645,7 @@ async fn offline_deadline_with_lockdown_rule_locks_down_until_contact() {
     .await;
 
     // No keepalive: past the deadline the lockdown policy is written.
-    let lockdown = dirs.expected(&Policy::lockdown());
+    let lockdown = dirs.expected(&palisade_agent::lockdown());
     agent
         .wait_until("the offline lockdown", || {
             read(&dirs.drop_in()).as_ref() == Some(&lockdown)

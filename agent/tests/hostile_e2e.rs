@@ -11,23 +11,16 @@ mod support;
 use std::path::Path;
 
 use palisade_agent::messages::OfflineRule;
-use palisade_agent::{Policy, SecurityLevel};
+use palisade_agent::Policy;
+use serde_json::json;
 use support::*;
 
 fn policy_v1() -> Policy {
-    Policy {
-        blocked_tools: vec!["Bash".into()],
-        security_level: SecurityLevel::Strict,
-        ..Policy::default()
-    }
+    policy_of(json!({"permissions": {"deny": ["Bash"]}, "security_level": "strict"}))
 }
 
 fn policy_v2() -> Policy {
-    Policy {
-        blocked_tools: vec!["WebFetch".into()],
-        security_level: SecurityLevel::Moderate,
-        ..Policy::default()
-    }
+    policy_of(json!({"permissions": {"deny": ["WebFetch"]}, "security_level": "moderate"}))
 }
 
 /// Enrolls, starts `run` (with `env`), applies v1 with the API key and waits for the ACK and
@@ -247,7 +240,7 @@ async fn crash_during_wipe_then_resume(step: &str) {
     )
     .await;
     let user_key = dirs.user_key_file().map(|k| k.path());
-    let lockdown = dirs.expected(&Policy::lockdown());
+    let lockdown = dirs.expected(&palisade_agent::lockdown());
 
     server.send(deprovision("user deactivated in the IdP"));
     let exit = agent.wait_exit().await;

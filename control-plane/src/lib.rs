@@ -10,7 +10,7 @@ pub mod distribution;
 pub mod domain;
 pub mod grpc;
 pub mod mail;
-pub mod policy;
+pub mod roles;
 pub mod scim;
 pub mod store;
 pub mod web;

@@ -296,6 +296,24 @@ impl Policy {
     }
 }
 
+/// Serialized as its nested JSON form ([`Policy::to_value`]).
+impl serde::Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+/// Read with [`Policy::from_value`] (a version-1 policy is migrated; notices are dropped), so
+/// a cache written by an older build still loads.
+impl<'de> serde::Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Policy::from_value(&value)
+            .map(|loaded| loaded.policy)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 fn check_schema(v: &Value, errors: &mut Vec<PolicyError>) {
     match v.as_u64() {
         Some(n) if (1..=u64::from(SCHEMA_VERSION)).contains(&n) => {}

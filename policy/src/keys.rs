@@ -205,7 +205,7 @@ pub static KEYS: &[Key] = &[
         "permissions.disable_auto_mode",
         Kind::Bool,
         Merge::AnyTrue,
-        "permissions.disableAutoMode = \"disable\"",
+        "disableAutoMode = \"disable\"",
         "no auto mode (the classifier approving tools)",
     ),
     key(
@@ -314,7 +314,7 @@ pub static KEYS: &[Key] = &[
         "mcp.managed_only",
         Kind::Bool,
         Merge::AnyTrue,
-        "allowManagedMcpServersOnly (+ strictPluginOnlyCustomization mcp without an allowlist)",
+        "allowManagedMcpServersOnly (without mcp.allowed also allowedMcpServers = [] and strictPluginOnlyCustomization mcp)",
         "only managed MCP servers",
     ),
     // --- models
@@ -570,9 +570,34 @@ pub fn sections() -> Vec<&'static str> {
     out
 }
 
+/// The key table as Markdown (`policy/README.md` embeds it; a test keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | value | merge | renders |\n|---|---|---|---|\n");
+    for k in KEYS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.name,
+            k.kind.describe(),
+            k.merge.describe(),
+            k.renders.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_key() {
+        let readme = include_str!("../README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "policy/README.md's key table is out of date; replace it with:\n{table}"
+        );
+    }
 
     #[test]
     fn names_are_unique_and_well_formed() {

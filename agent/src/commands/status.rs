@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::config::Paths;
 use crate::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
-use crate::settings;
 use crate::state::{StateDir, StateError};
 
 /// Everything `status` shows.
@@ -129,7 +128,7 @@ pub fn gather(paths: &Paths) -> StatusReport {
         last_error: status.last_error,
         last_tamper: status.last_tamper,
         tamper_count: status.tamper_count,
-        settings_file: settings::drop_in_path(&paths.settings_dir)
+        settings_file: crate::enforce::drop_in_path(&paths.settings_dir)
             .display()
             .to_string(),
         state_dir: paths.state_dir.display().to_string(),
@@ -298,8 +297,8 @@ pub fn render_text(r: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Policy;
     use crate::state::{CachedPolicy, Device, Status};
+    use palisade_policy::Policy;
 
     fn paths(root: &std::path::Path) -> Paths {
         Paths {

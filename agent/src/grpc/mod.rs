@@ -1,5 +1,5 @@
 //! The agent's gRPC edge, and the only module that knows the protobuf types: proto ↔ plain
-//! conversions ([`TryFrom<pb::Policy>`](Policy), [`server_event`], `From<AgentEvent>`), the
+//! conversions ([`policy_from_pb`], [`server_event`], `From<AgentEvent>`), the
 //! TLS channel (rustls; a pinned CA is the only one trusted, otherwise the Mozilla roots),
 //! the enrollment calls (`enroll.rs`), and the `StreamPolicy` call ([`PolicyStream`]) with the
 //! classification of its refusals ([`StreamError`]).
@@ -23,7 +23,8 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::messages::{AgentEvent, OfflineRule, ServerEvent, Snapshot};
-use crate::policy::{Policy, SecurityLevel};
+use palisade_policy::{Policy, PolicyErrors, SCHEMA_VERSION};
+use serde_json::{json, Value};
 
 /// This agent's version, sent in `Hello` and `EnrollRequest`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -44,12 +45,16 @@ pub enum ConvertError {
     /// `PolicySnapshot.policy` is absent.
     #[error("the snapshot carries no policy")]
     MissingPolicy,
-    /// `SECURITY_LEVEL_UNSPECIFIED`.
+    /// A schema-1 policy whose level is unspecified.
     #[error("the security level is unspecified")]
     UnspecifiedSecurityLevel,
-    /// A level this agent does not know (a newer control plane).
+    /// A schema-1 level this agent does not know.
     #[error("unknown security level {0} (is the agent older than the control plane?)")]
     UnknownSecurityLevel(i32),
+    /// The policy document breaks the policy rules, or uses a schema or key this agent does
+    /// not know (the message says to upgrade the agent).
+    #[error("invalid policy: {0}")]
+    Policy(PolicyErrors),
     /// `OFFLINE_RULE_UNSPECIFIED`.
     #[error("the offline rule is unspecified")]
     UnspecifiedOfflineRule,
@@ -58,53 +63,43 @@ pub enum ConvertError {
     UnknownOfflineRule(i32),
 }
 
-impl TryFrom<pb::Policy> for Policy {
-    type Error = ConvertError;
-
-    fn try_from(p: pb::Policy) -> Result<Policy, ConvertError> {
-        let security_level = match pb::SecurityLevel::try_from(p.security_level) {
-            Ok(pb::SecurityLevel::Unspecified) => {
-                return Err(ConvertError::UnspecifiedSecurityLevel)
-            }
-            Ok(pb::SecurityLevel::Minimal) => SecurityLevel::Minimal,
-            Ok(pb::SecurityLevel::Moderate) => SecurityLevel::Moderate,
-            Ok(pb::SecurityLevel::Strict) => SecurityLevel::Strict,
-            Ok(pb::SecurityLevel::Paranoid) => SecurityLevel::Paranoid,
-            Err(_) => return Err(ConvertError::UnknownSecurityLevel(p.security_level)),
-        };
-        Ok(Policy {
-            blocked_tools: p.blocked_tools,
-            security_level,
-            blocked_write_paths: p.blocked_write_paths,
-            allowed_skills: p.allowed_skills.map(|l| l.values),
-            blocked_mcp_servers: p.blocked_mcp_servers,
-            allowed_web_domains: p.allowed_web_domains.map(|l| l.values),
-        })
+/// The policy of a snapshot: the schema-2 document, checked against the same key table the
+/// control plane used; or, from a control plane of schema 1, the six fields, migrated.
+pub fn policy_from_pb(p: pb::Policy) -> Result<Policy, ConvertError> {
+    if p.schema >= 2 {
+        return Policy::from_wire(p.schema, &p.document).map_err(ConvertError::Policy);
     }
+    let level = match pb::SecurityLevel::try_from(p.security_level) {
+        Ok(pb::SecurityLevel::Unspecified) => return Err(ConvertError::UnspecifiedSecurityLevel),
+        Ok(pb::SecurityLevel::Minimal) => "minimal",
+        Ok(pb::SecurityLevel::Moderate) => "moderate",
+        Ok(pb::SecurityLevel::Strict) => "strict",
+        Ok(pb::SecurityLevel::Paranoid) => "paranoid",
+        Err(_) => return Err(ConvertError::UnknownSecurityLevel(p.security_level)),
+    };
+    let optional = |l: Option<pb::StringList>| l.map_or(Value::Null, |l| json!(l.values));
+    let v1 = json!({
+        "schema": 1,
+        "blocked_tools": p.blocked_tools,
+        "security_level": level,
+        "blocked_write_paths": p.blocked_write_paths,
+        "allowed_skills": optional(p.allowed_skills),
+        "blocked_mcp_servers": p.blocked_mcp_servers,
+        "allowed_web_domains": optional(p.allowed_web_domains),
+    });
+    // A schema-1 control plane sends the level alone: add its bundle, as a schema-2 one does.
+    Policy::from_value(&v1)
+        .map(|loaded| palisade_policy::effective(&loaded.policy, &[]))
+        .map_err(ConvertError::Policy)
 }
 
-impl From<&Policy> for pb::Policy {
-    fn from(p: &Policy) -> pb::Policy {
-        let level = match p.security_level {
-            SecurityLevel::Minimal => pb::SecurityLevel::Minimal,
-            SecurityLevel::Moderate => pb::SecurityLevel::Moderate,
-            SecurityLevel::Strict => pb::SecurityLevel::Strict,
-            SecurityLevel::Paranoid => pb::SecurityLevel::Paranoid,
-        };
-        pb::Policy {
-            blocked_tools: p.blocked_tools.clone(),
-            security_level: level as i32,
-            blocked_write_paths: p.blocked_write_paths.clone(),
-            allowed_skills: p
-                .allowed_skills
-                .clone()
-                .map(|values| pb::StringList { values }),
-            blocked_mcp_servers: p.blocked_mcp_servers.clone(),
-            allowed_web_domains: p
-                .allowed_web_domains
-                .clone()
-                .map(|values| pb::StringList { values }),
-        }
+/// The wire form of `policy` (what the control plane sends; used by tests and fakes).
+pub fn policy_to_pb(policy: &Policy) -> pb::Policy {
+    pb::Policy {
+        security_level: pb::SecurityLevel::Unspecified as i32,
+        schema: SCHEMA_VERSION,
+        document: policy.canonical_json(),
+        ..pb::Policy::default()
     }
 }
 
@@ -126,7 +121,7 @@ impl TryFrom<pb::PolicySnapshot> for Snapshot {
     type Error = ConvertError;
 
     fn try_from(s: pb::PolicySnapshot) -> Result<Snapshot, ConvertError> {
-        let policy = Policy::try_from(s.policy.ok_or(ConvertError::MissingPolicy)?)?;
+        let policy = policy_from_pb(s.policy.ok_or(ConvertError::MissingPolicy)?)?;
         Ok(Snapshot {
             version: s.version,
             nonce: s.nonce,
@@ -510,6 +505,7 @@ mod tests {
     use super::*;
     use crate::messages::{TamperKind, TamperRecord, Warning, WipeRecord};
 
+    /// A schema-1 policy, as an older control plane sends it.
     fn pb_policy() -> pb::Policy {
         pb::Policy {
             blocked_tools: vec!["Bash".into()],
@@ -518,19 +514,44 @@ mod tests {
             allowed_skills: Some(pb::StringList { values: vec![] }),
             blocked_mcp_servers: vec!["github".into()],
             allowed_web_domains: None,
+            ..pb::Policy::default()
         }
     }
 
     #[test]
-    fn policy_converts_both_ways() {
-        let p = Policy::try_from(pb_policy()).unwrap();
-        assert_eq!(p.blocked_tools, vec!["Bash"]);
-        assert_eq!(p.security_level, SecurityLevel::Strict);
-        assert_eq!(p.allowed_skills, Some(vec![]));
-        assert_eq!(p.allowed_web_domains, None);
-        assert_eq!(pb::Policy::from(&p), pb_policy());
-        let lock = Policy::lockdown();
-        assert_eq!(Policy::try_from(pb::Policy::from(&lock)).unwrap(), lock);
+    fn schema_one_policies_are_migrated() {
+        let p = policy_from_pb(pb_policy()).unwrap();
+        assert_eq!(p.strings("permissions.deny"), Some(vec!["Bash"]));
+        assert_eq!(p.level(), palisade_policy::SecurityLevel::Strict);
+        assert_eq!(p.strings("skills.allowed"), Some(vec![]));
+        assert_eq!(p.strings("files.deny_write"), Some(vec!["/etc"]));
+        assert_eq!(p.get("network.allowed_domains"), None);
+        assert!(
+            p.on("permissions.managed_rules_only"),
+            "the strict bundle is added"
+        );
+    }
+
+    #[test]
+    fn schema_two_round_trips() {
+        let lock = palisade_policy::lockdown();
+        assert_eq!(policy_from_pb(policy_to_pb(&lock)).unwrap(), lock);
+    }
+
+    #[test]
+    fn a_newer_policy_is_refused_with_an_upgrade_hint() {
+        let mut p = policy_to_pb(&palisade_policy::lockdown());
+        p.document = r#"{"permissions":{"deny":["Bash"]},"quantum":{"lock":true}}"#.into();
+        match policy_from_pb(p.clone()) {
+            Err(ConvertError::Policy(e)) => {
+                assert!(e.to_string().contains("quantum: unknown key"), "{e}");
+                assert!(e.to_string().contains("upgrade palisade-agent"), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        p.schema = SCHEMA_VERSION + 1;
+        p.document = "{}".into();
+        assert!(matches!(policy_from_pb(p), Err(ConvertError::Policy(_))));
     }
 
     #[test]
@@ -538,12 +559,12 @@ mod tests {
         let mut p = pb_policy();
         p.security_level = 0;
         assert_eq!(
-            Policy::try_from(p.clone()),
+            policy_from_pb(p.clone()),
             Err(ConvertError::UnspecifiedSecurityLevel)
         );
         p.security_level = 42;
         assert_eq!(
-            Policy::try_from(p),
+            policy_from_pb(p),
             Err(ConvertError::UnknownSecurityLevel(42))
         );
         assert_eq!(offline_rule(0), Err(ConvertError::UnspecifiedOfflineRule));

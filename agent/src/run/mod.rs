@@ -44,14 +44,12 @@ use tokio::time::{Instant, Sleep};
 
 use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::config::Paths;
-use crate::enforce::{EnforceError, Enforcer};
+use crate::enforce::Enforcer;
 use crate::grpc::{self, PolicyStream, ServerTarget, StreamError};
 use crate::keyfile::{self, UserKeyFile};
 use crate::messages::{
     AgentEvent, OfflineRule, ServerEvent, Snapshot, TamperRecord, Warning, WipeRecord,
 };
-use crate::policy::Policy;
-use crate::settings::{RenderOptions, TargetOs};
 use crate::sources;
 use crate::state::{
     CachedPolicy, Device, PendingWipe, StateDir, Status, API_KEY_FILE, CA_FILE, DEVICE_FILE,
@@ -60,6 +58,7 @@ use crate::state::{
 use crate::watch::{Pending, Signal, Watches};
 use crate::wipe;
 use crate::{helper_for, now_unix_ms};
+use palisade_policy::{RenderOptions, TargetOs};
 
 /// Reports kept while offline; the oldest are dropped beyond this.
 const OUTBOX_LIMIT: usize = 100;
@@ -266,10 +265,6 @@ impl Agent {
                         written,
                         "applied the cached policy"
                     ),
-                    Err(e @ EnforceError::Invalid(_)) => {
-                        tracing::error!(error = %e, "the cached policy is invalid; ignoring it");
-                        self.cached = None;
-                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot write the cached policy");
                         self.status.last_error = Some(e.to_string());

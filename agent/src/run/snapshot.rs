@@ -26,9 +26,6 @@ impl Agent {
                 error,
             }
         };
-        if let Err(e) = policy.validate() {
-            return refuse(self, format!("invalid policy: {e}"));
-        }
         // An unconfirmed (MDM-enrolled) device tells its developer where to confirm it.
         self.enforcer
             .set_announcement(confirm_url.as_deref().filter(|_| device_unverified).map(|url| {

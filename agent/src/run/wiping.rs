@@ -67,7 +67,7 @@ impl Agent {
         self.offline_lockdown = false;
         self.key_warning = None;
         // (a) Lockdown first: whatever happens next, Claude Code is restricted.
-        if let Err(e) = self.enforcer.apply(&Policy::lockdown()) {
+        if let Err(e) = self.enforcer.apply(&palisade_policy::lockdown()) {
             record.failed.push(format!("lockdown policy: {e}"));
         }
         self.arm_watches();
@@ -128,7 +128,7 @@ impl Agent {
     }
 
     pub(super) fn write_lockdown(&mut self) {
-        if let Err(e) = self.enforcer.apply(&Policy::lockdown()) {
+        if let Err(e) = self.enforcer.apply(&palisade_policy::lockdown()) {
             tracing::error!(error = %e, "cannot write the lockdown policy");
             self.status.last_error = Some(format!("cannot write the lockdown policy: {e}"));
         }

@@ -340,9 +340,26 @@ impl FakeServer {
 // ---------------------------------------------------------------------------------------------
 // Messages.
 
+/// A policy from its JSON form (panics on an invalid one: tests write valid ones).
+pub fn policy_of(v: serde_json::Value) -> Policy {
+    Policy::from_value(&v).expect("a valid test policy").policy
+}
+
 pub fn snapshot(
     version: u64,
     policy: &Policy,
+    api_key: Option<&str>,
+    valid_until_unix_ms: i64,
+    rule: OfflineRule,
+) -> pb::ServerMessage {
+    let wire = palisade_agent::grpc::policy_to_pb(policy);
+    snapshot_of(version, wire, api_key, valid_until_unix_ms, rule)
+}
+
+/// A snapshot carrying `policy` as is on the wire (for invalid ones).
+pub fn snapshot_of(
+    version: u64,
+    policy: pb::Policy,
     api_key: Option<&str>,
     valid_until_unix_ms: i64,
     rule: OfflineRule,
@@ -355,7 +372,7 @@ pub fn snapshot(
         message: Some(pb::server_message::Message::Snapshot(pb::PolicySnapshot {
             version,
             nonce: format!("nonce-{version}"),
-            policy: Some(pb::Policy::from(policy)),
+            policy: Some(policy),
             valid_until_unix_ms,
             offline_rule: offline_rule as i32,
             api_key: api_key.map(str::to_owned),
@@ -437,7 +454,7 @@ impl Dirs {
     }
 
     pub fn drop_in(&self) -> PathBuf {
-        palisade_agent::settings::drop_in_path(&self.settings)
+        palisade_agent::enforce::drop_in_path(&self.settings)
     }
 
     pub fn state_file(&self, name: &str) -> PathBuf {

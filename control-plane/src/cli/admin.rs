@@ -12,8 +12,12 @@ use super::find_org;
 use crate::crypto::SecretsKey;
 use crate::distribution::{compute, overrides, Distributor};
 use crate::domain::{to_rfc3339, Actor, Micros};
-use crate::policy::{explain, parse_policy, GroupPolicy, PolicyFormat, PolicyOverride, Role};
+use crate::roles::Role;
 use crate::store::{OfflineRule, Store, StoreError};
+use palisade_policy::{
+    explain, parse_policy, render_bytes, GroupPolicy, Policy, PolicyFormat, RenderOptions, Scope,
+    TargetOs,
+};
 
 /// Environment variable holding the base64 32-byte key that encrypts API keys at rest.
 pub const SECRETS_KEY_ENV: &str = "PALISADE_SECRETS_KEY";
@@ -56,12 +60,44 @@ pub enum PolicyCommand {
         org: String,
         #[arg(long)]
         user: String,
-        /// Say, for each rule, which group (or the default) it came from.
+        /// Say, for each key, its merge rule and which sources set it.
         #[arg(long)]
         explain: bool,
         #[arg(long)]
         json: bool,
+        /// Print the Claude Code drop-in file the user's agents write, byte for byte.
+        #[arg(long, conflicts_with_all = ["explain", "json"])]
+        render: bool,
+        /// With --render: the laptop's platform (linux, macos, windows).
+        #[arg(long, default_value = "linux", requires = "render")]
+        os: String,
+        /// With --render: the agent's apiKeyHelper command (default: the packaged agent's,
+        /// when the user has a key).
+        #[arg(long, requires = "render")]
+        api_key_helper: Option<String>,
     },
+    /// Check a policy file without storing it; prints it in the canonical version-2 form.
+    Check {
+        #[arg(long)]
+        file: PathBuf,
+        /// Check it as a group's policy (org-only keys are refused).
+        #[arg(long)]
+        group: bool,
+    },
+    /// List every policy key: its kind, merge rule and the Claude Code settings it renders.
+    Keys {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `apiKeyHelper` of the packaged agent on each platform (the path the installers use).
+pub fn packaged_helper(os: TargetOs) -> &'static str {
+    match os {
+        TargetOs::Linux => "/usr/bin/palisade-agent api-key",
+        TargetOs::MacOs => "'/Library/Application Support/Palisade/bin/palisade-agent' api-key",
+        TargetOs::Windows => "\"C:\\Program Files\\Palisade\\palisade-agent.exe\" api-key",
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,11 +221,22 @@ pub fn parse_duration_secs(text: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow!("duration {text:?} is too long"))
 }
 
-fn read_policy_file(path: &PathBuf) -> anyhow::Result<PolicyOverride> {
+/// Reads and checks a policy file for `scope`; notices (a version-1 file was migrated) go to
+/// standard error.
+fn read_policy_file(path: &PathBuf, scope: Scope) -> anyhow::Result<Policy> {
     let name = path.to_string_lossy();
     let format = PolicyFormat::from_path_name(&name).map_err(|e| anyhow!("{e}"))?;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
-    parse_policy(format, &text).map_err(|errors| anyhow!("{name} is not a valid policy:\n{errors}"))
+    let loaded = parse_policy(format, &text)
+        .map_err(|errors| anyhow!("{name} is not a valid policy:\n{errors}"))?;
+    loaded
+        .policy
+        .check_scope(scope)
+        .map_err(|errors| anyhow!("{name} is not a valid group policy:\n{errors}"))?;
+    for notice in &loaded.notices {
+        eprintln!("notice: {name}: {notice}");
+    }
+    Ok(loaded.policy)
 }
 
 async fn require_group(
@@ -211,10 +258,10 @@ pub async fn policy(
 ) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::SetDefault { org, file } => {
-            let policy = read_policy_file(&file)?;
+            let policy = read_policy_file(&file, Scope::Org)?;
             let o = find_org(store, &org).await?;
             let mut settings = store.org_settings(&o.id).await?;
-            settings.default_policy = serde_json::to_value(&policy)?;
+            settings.default_policy = policy.to_value();
             store
                 .set_org_settings(&o.id, &settings, &Actor::Cli, "org.policy.set-default")
                 .await?;
@@ -228,16 +275,11 @@ pub async fn policy(
             );
         }
         PolicyCommand::SetGroup { org, group, file } => {
-            let policy = read_policy_file(&file)?;
+            let policy = read_policy_file(&file, Scope::Group)?;
             let o = find_org(store, &org).await?;
             let g = require_group(store, &o.id, &org, &group).await?;
             store
-                .set_group_policy(
-                    &o.id,
-                    &g.id,
-                    Some(&serde_json::to_value(&policy)?),
-                    &Actor::Cli,
-                )
+                .set_group_policy(&o.id, &g.id, Some(&policy.to_value()), &Actor::Cli)
                 .await?;
             let users = store.group_member_ids(&g.id).await?;
             let changed = Distributor::new(store.clone(), secrets.clone())
@@ -248,11 +290,20 @@ pub async fn policy(
                 users.len()
             );
         }
+        PolicyCommand::Check { file, group } => {
+            let scope = if group { Scope::Group } else { Scope::Org };
+            let policy = read_policy_file(&file, scope)?;
+            print!("{}", policy.to_pretty_json());
+        }
+        PolicyCommand::Keys { json } => print_keys(json)?,
         PolicyCommand::Show {
             org,
             user,
             explain: want_explain,
             json,
+            render,
+            os,
+            api_key_helper,
         } => {
             let o = find_org(store, &org).await?;
             let u = store
@@ -265,7 +316,25 @@ pub async fn policy(
                 .ok_or_else(|| anyhow!("no user {user:?}"))?;
             let computed = compute(&inputs).map_err(|e| anyhow!("{e}"))?;
             let stored = store.stored_user_policy(&u.id).await?;
-            let roles = crate::policy::effective_roles(
+            if render {
+                let os = TargetOs::parse(&os)
+                    .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
+                let helper = api_key_helper.or_else(|| {
+                    computed
+                        .api_key_ref
+                        .as_ref()
+                        .map(|_| packaged_helper(os).to_owned())
+                });
+                let opts = RenderOptions {
+                    api_key_helper: helper,
+                    os,
+                    ..RenderOptions::default()
+                };
+                use std::io::Write;
+                std::io::stdout().write_all(&render_bytes(&computed.policy, &opts))?;
+                return Ok(());
+            }
+            let roles = crate::roles::effective_roles(
                 inputs
                     .primary_role
                     .as_deref()
@@ -298,7 +367,7 @@ pub async fn policy(
                     "api_key": computed.api_key_ref.as_ref().map(|r| if r.starts_with('#') { "organisation" } else { "group" }),
                 });
                 if want_explain {
-                    out["explain"] = serde_json::from_str(&explanation.to_json())?;
+                    out["explain"] = explanation.to_value()["keys"].clone();
                 }
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -330,14 +399,42 @@ pub async fn policy(
                 );
                 if want_explain {
                     print!("{explanation}");
-                    if !explanation.to_string().ends_with('\n') {
-                        println!();
-                    }
                 } else {
-                    println!("{}", computed.policy);
+                    print!("{}", computed.policy.to_pretty_json());
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn print_keys(json: bool) -> anyhow::Result<()> {
+    use palisade_policy::keys::KEYS;
+    if json {
+        let keys: Vec<serde_json::Value> = KEYS
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "key": k.name,
+                    "kind": k.kind.describe(),
+                    "merge": k.merge.describe(),
+                    "renders": k.renders,
+                    "help": k.help,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&keys)?);
+        return Ok(());
+    }
+    for k in KEYS {
+        println!(
+            "{}  ({}; {})",
+            k.name,
+            k.kind.describe(),
+            k.merge.describe()
+        );
+        println!("    {}", k.help);
+        println!("    renders: {}", k.renders);
     }
     Ok(())
 }

@@ -14,11 +14,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::SecretsKey;
-use crate::policy::{effective, EffectivePolicy, GroupPolicy, PolicyOverride};
 use crate::store::{
     ComputedPolicy, Store, StoreError, StoreEvent, StoredUserPolicy, UserPolicyInputs,
 };
 use hub::{Hub, Wakeup};
+use palisade_policy::{effective, GroupPolicy, Policy};
 
 /// How often the catch-up cursor looks for changes committed by other processes on SQLite
 /// (whose other writers are CLI processes on the same machine).
@@ -49,21 +49,22 @@ pub struct Distributor {
 /// The effective policy of a user and the API key reference it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Computed {
-    pub policy: EffectivePolicy,
+    pub policy: Policy,
     pub canonical: String,
     pub sha256: String,
     pub api_key_ref: Option<String>,
 }
 
-fn parse_override(v: &Value, what: &str) -> Result<PolicyOverride, StoreError> {
-    serde_json::from_value(v.clone()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+/// A stored policy (schema 1 is migrated on read).
+fn parse_override(v: &Value, what: &str) -> Result<Policy, StoreError> {
+    Policy::from_value(v)
+        .map(|loaded| loaded.policy)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// A user's stored policy inputs as engine types: the organisation default and each group's
 /// override with the group's displayName (the input of `effective` and `explain`).
-pub fn overrides(
-    inputs: &UserPolicyInputs,
-) -> Result<(PolicyOverride, Vec<(String, PolicyOverride)>), StoreError> {
+pub fn overrides(inputs: &UserPolicyInputs) -> Result<(Policy, Vec<(String, Policy)>), StoreError> {
     let defaults = parse_override(&inputs.settings.default_policy, "default policy")?;
     let groups = inputs
         .groups
@@ -400,9 +401,10 @@ mod tests {
             true,
         ))
         .unwrap();
+        // Stored schema-1 policies are migrated; the strict level's bundle is added.
         assert_eq!(
             c.canonical,
-            r#"{"blocked_tools":["Bash","WebFetch"],"security_level":"strict"}"#
+            r#"{"credentials":{"block_personal_keys":true},"permissions":{"deny":["Bash","WebFetch"],"disable_auto_mode":true,"disable_bypass_mode":true,"managed_rules_only":true},"plugins":{"disable_sideload_flags":true},"security_level":"strict"}"#
         );
         assert_eq!(c.api_key_ref.as_deref(), Some("#5"));
         let c2 = compute(&inputs(vec![group("g1", None, true)], true)).unwrap();

@@ -21,8 +21,8 @@ use super::reports::{self, Coalescer, OwnedReport, ReportLimiter};
 use crate::distribution::hub::Wakeup;
 use crate::distribution::Distributor;
 use crate::domain::{now_micros, DeviceAuth};
-use crate::policy::EffectivePolicy;
 use crate::store::{DeviceReport, StoreError};
+use palisade_policy::Policy;
 
 /// Timing of the policy stream.
 #[derive(Debug, Clone, Copy)]
@@ -336,8 +336,9 @@ impl Session {
         if version <= *last_sent {
             return Ok(false);
         }
-        let policy: EffectivePolicy = match serde_json::from_value(stored.policy.clone()) {
-            Ok(p) => p,
+        // A stored schema-1 policy (written before an upgrade) is migrated on the way out.
+        let policy = match Policy::from_value(&stored.policy) {
+            Ok(loaded) => loaded.policy,
             Err(e) => {
                 tracing::error!(error = %e, "stored policy is corrupt");
                 return Ok(false);

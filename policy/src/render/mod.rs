@@ -14,7 +14,8 @@
 //! - `network.allowed_domains` also sets `allowManagedDomainsOnly` and `strictAllowlist`
 //!   (otherwise the list only pre-approves hosts), and `[]` denies `WebFetch` and `WebSearch`.
 //! - `mcp.denied` names also deny `mcp__<name>__*`; `mcp.managed_only` without an allowlist
-//!   adds `mcp` to `strictPluginOnlyCustomization` (the lock alone does nothing).
+//!   renders `allowedMcpServers: []` and adds `mcp` to `strictPluginOnlyCustomization` (the
+//!   lock alone does nothing).
 //! - `strictPluginOnlyCustomization` is `true` when all four surfaces are locked, so a later
 //!   drop-in cannot narrow an MDM base file's `true`.
 //! - `forceLoginOrgUUID` is left out while the agent serves a key (it blocks `apiKeyHelper`).
@@ -179,7 +180,8 @@ fn permissions(policy: &Policy, s: &mut Settings) {
         s.set("permissions.defaultMode", json!(mode));
     }
     if policy.on("permissions.disable_auto_mode") {
-        s.set("permissions.disableAutoMode", json!("disable"));
+        // Claude Code 2.1.332 reads it at the top level (documented) and under permissions.
+        s.set("disableAutoMode", json!("disable"));
     }
     if policy.on("permissions.disable_bypass_mode") {
         s.set("permissions.disableBypassPermissionsMode", json!("disable"));
@@ -257,7 +259,10 @@ fn mcp_servers(policy: &Policy, s: &mut Settings) {
     if policy.on("mcp.managed_only") {
         s.set("allowManagedMcpServersOnly", json!(true));
         if allowed.is_none() {
-            // The lock restricts servers to a managed allowlist; without one it does nothing.
+            // The lock restricts servers to a managed allowlist and does nothing without one
+            // (checked with the real client): an empty list admits none, from the user's,
+            // a project's or a --mcp-config file alike; the customization lock adds plugins'.
+            s.set("allowedMcpServers", json!([]));
             s.surfaces.insert("mcp".to_owned());
         }
     }

@@ -167,10 +167,6 @@ fn path_pattern(spec: &str) -> Result<(), String> {
             quote(spec)
         ));
     }
-    if spec == "//**" {
-        // Claude Code strips the /** suffix to an empty pattern (anthropics/claude-code#52123).
-        return Err("//** matches nothing in Claude Code; deny the bare tool instead".to_owned());
-    }
     Ok(())
 }
 
@@ -261,7 +257,6 @@ mod tests {
             ("NotebookEdit(//x)", "never consults"),
             ("Read(/etc/x)", "relative to the settings file"),
             ("Read(C:\\x)", "write Windows paths with /"),
-            ("Edit(//**)", "matches nothing"),
             ("WebFetch(pastebin.com)", "domain:<host>"),
             ("WebFetch(domain:https://x)", "without a scheme"),
             ("Glob(*.rs)", "takes no specifier"),

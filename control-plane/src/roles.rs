@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::rules::quote;
+use palisade_policy::rules::quote;
 
 /// A Palisade role. Ordered as declared (the order of [`Role::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
