@@ -58,7 +58,7 @@ impl AttrPath {
     }
 
     /// The attribute's name with its URN prefix but without the sub-attribute: the form
-    /// [`ResourceType::resolve`] takes.
+    /// [`ResourceType::resolve`](crate::scim::schema::ResourceType::resolve) takes.
     pub fn full_name(&self) -> String {
         match &self.urn {
             Some(urn) => format!("{urn}:{}", self.name),

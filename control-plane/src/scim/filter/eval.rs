@@ -12,7 +12,7 @@ use super::ast::{CompareOp, Filter};
 use super::resolve::{resolve_ctx, resolve_target, Ctx};
 
 /// Whether a canonical resource matches a filter. Never fails: an unknown attribute is treated
-/// as missing (run [`validate`] first to reject it).
+/// as missing (run [`validate`](fn@super::validate) first to reject it).
 pub fn matches(rt: &ResourceType, f: &Filter, resource: &Value) -> bool {
     eval(Ctx::Resource(rt), f, resource)
 }

@@ -10,7 +10,7 @@
 //! - `validate`: the AST against a resource type's schema (400 `invalidFilter`);
 //! - `resolve`: where a path points in the schema and how to read its values from JSON,
 //!   shared by validation, evaluation and sorting;
-//! - `eval`: in-memory matching of resources ([`matches`]) and of one element of a
+//! - `eval`: in-memory matching of resources ([`matches`](fn@matches)) and of one element of a
 //!   multi-valued attribute ([`matches_element`], for PATCH value paths);
 //! - `pushdown`: the filter shapes the list handlers answer from a store index ([`as_eq_on`]);
 //! - `sort`: sortBy ordering ([`compare_by`]).
