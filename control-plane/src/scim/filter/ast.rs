@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::super::error::ScimError;
 use super::lexer::snippet;
+use crate::scim::error::ScimError;
 
 /// An attribute path as written: optional schema URN, attribute name, optional sub-attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,10 +191,10 @@ pub struct PatchPath {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::ENTERPRISE_USER_URN;
     use super::super::test_util::p;
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::ENTERPRISE_USER_URN;
 
     #[test]
     fn attr_path_parses_names_subs_and_urns() {

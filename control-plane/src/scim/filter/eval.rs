@@ -7,9 +7,9 @@ use std::cmp::Ordering;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Number, Value};
 
-use super::super::schema::{AttrDef, AttrType, ResourceType};
 use super::ast::{CompareOp, Filter};
 use super::resolve::{resolve_ctx, resolve_target, Ctx};
+use crate::scim::schema::{AttrDef, AttrType, ResourceType};
 
 /// Whether a canonical resource matches a filter. Never fails: an unknown attribute is treated
 /// as missing (run [`validate`](fn@super::validate) first to reject it).
@@ -215,12 +215,10 @@ fn compare_value(def: &AttrDef, op: CompareOp, attr: &Value, filter: &Value) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::schema::{
-        Mutability, Returned, Uniqueness, GROUP_RESOURCE, USER_RESOURCE,
-    };
     use super::super::test_util::user;
     use super::super::{parse_filter, validate};
     use super::*;
+    use crate::scim::schema::{Mutability, Returned, Uniqueness, GROUP_RESOURCE, USER_RESOURCE};
     use serde_json::json;
 
     fn m(filter: &str) -> bool {

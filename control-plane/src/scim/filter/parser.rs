@@ -4,10 +4,10 @@
 
 use serde_json::{Number, Value};
 
-use super::super::error::ScimError;
 use super::ast::{check_attr_name, AttrPath, CompareOp, Filter, PatchPath};
 use super::lexer::{char_pos, snippet, tokenize, Tok, Token};
 use super::{MAX_FILTER_DEPTH, MAX_FILTER_LEN};
+use crate::scim::error::ScimError;
 
 struct Parser<'a> {
     input: &'a str,
@@ -358,11 +358,11 @@ fn parse_patch_filter(s: &str, open: usize) -> Result<(Filter, Option<String>), 
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::{Resolved, ENTERPRISE_USER_URN, USER_RESOURCE};
     use super::super::test_util::{p, user};
     use super::super::{matches, validate};
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::{Resolved, ENTERPRISE_USER_URN, USER_RESOURCE};
     use serde_json::json;
 
     fn cmp(path: &str, op: CompareOp, v: Value) -> Filter {

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::super::schema::{GROUP_URN, USER_URN};
 use super::ast::{CompareOp, Filter};
+use crate::scim::schema::{GROUP_URN, USER_URN};
 
 /// If the filter is exactly `<attr> eq "<string>"` (case-insensitively named) return the string value; used for index pushdown.
 /// `attr` may name a sub-attribute (`name.givenName`); a core schema URN prefix on the filter's path is accepted.

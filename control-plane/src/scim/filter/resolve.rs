@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::super::schema::{AttrDef, AttrType, Resolved, ResourceType, SchemaDef};
 use super::ast::AttrPath;
 use super::lexer::snippet;
+use crate::scim::schema::{AttrDef, AttrType, Resolved, ResourceType, SchemaDef};
 
 /// Where a filter's attribute path points.
 #[derive(Debug, Clone, Copy)]

@@ -5,10 +5,10 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::super::schema::{AttrDef, AttrType, ResourceType};
 use super::ast::AttrPath;
 use super::eval::{as_bool, as_datetime, as_number, as_text, cmp_numbers, fold};
 use super::resolve::{get_ci, resolve_target, Target};
+use crate::scim::schema::{AttrDef, AttrType, ResourceType};
 
 /// Ordering of two resources by an attribute, for sortBy: uses the attribute's type and caseExact; missing values sort last.
 /// For a multi-valued attribute the primary value (else the first) is used (RFC 7644 §3.4.2.3).
@@ -82,9 +82,9 @@ fn order_values(def: &AttrDef, a: &Value, b: &Value) -> Ordering {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::schema::{ENTERPRISE_USER_URN, USER_RESOURCE};
     use super::super::test_util::p;
     use super::*;
+    use crate::scim::schema::{ENTERPRISE_USER_URN, USER_RESOURCE};
     use serde_json::json;
 
     #[test]

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::super::schema::{ENTERPRISE_USER_URN, USER_URN};
 use super::ast::AttrPath;
+use crate::scim::schema::{ENTERPRISE_USER_URN, USER_URN};
 
 /// Parses an attribute path that must be valid.
 pub(super) fn p(s: &str) -> AttrPath {

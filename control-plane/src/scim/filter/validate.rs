@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use super::super::error::ScimError;
-use super::super::schema::{AttrType, ResourceType};
 use super::ast::{AttrPath, CompareOp, Filter};
 use super::resolve::{resolve_ctx, resolve_target, Ctx, Target};
+use crate::scim::error::ScimError;
+use crate::scim::schema::{AttrType, ResourceType};
 
 /// Checks a filter against a resource type's schema: unknown attributes or sub-attributes,
 /// operators that do not apply to the attribute's type (gt/ge/lt/le on booleans, binaries and
@@ -88,11 +88,11 @@ fn check_operator(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::{GROUP_RESOURCE, USER_RESOURCE};
     use super::super::parse_filter;
     use super::super::test_util::p;
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
     fn validate_err(rt: &ResourceType, filter: &str) -> ScimError {
         let f = parse_filter(filter).unwrap();

@@ -4,10 +4,6 @@
 
 use serde_json::{Map, Value};
 
-use super::super::error::ScimError;
-use super::super::filter::{Filter, PatchPath};
-use super::super::resource::{canonicalize, check_value};
-use super::super::schema::{AttrDef, AttrType, Mutability, ResourceType};
 use super::members::MemberChange;
 use super::multi_valued::{apply_elements, apply_whole_multi};
 use super::operations::{PatchOpKind, PatchOperation};
@@ -15,6 +11,10 @@ use super::path::{
     container_attr, container_mut, object_entry, resolve_name, Container, Resolution, Target,
 };
 use super::values::{complex_delta, complex_object, is_members, merge_delta, unwrap_single};
+use crate::scim::error::ScimError;
+use crate::scim::filter::{Filter, PatchPath};
+use crate::scim::resource::{canonicalize, check_value};
+use crate::scim::schema::{AttrDef, AttrType, Mutability, ResourceType};
 
 /// What applying a PATCH produced besides the modified resource.
 #[derive(Debug, Default)]
@@ -376,13 +376,13 @@ fn finish(rt: &ResourceType, res: &mut Map<String, Value>) -> Result<(), ScimErr
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::{
-        ENTERPRISE_USER_URN, GROUP_RESOURCE, GROUP_URN, USER_RESOURCE, USER_URN,
-    };
     use super::super::parse_patch_request;
     use super::super::test_util::{body, group, patch_user, run, user, user_err};
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::{
+        ENTERPRISE_USER_URN, GROUP_RESOURCE, GROUP_URN, USER_RESOURCE, USER_URN,
+    };
     use serde_json::json;
 
     #[test]

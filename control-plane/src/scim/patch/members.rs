@@ -6,12 +6,12 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::super::error::ScimError;
-use super::super::filter::Filter;
-use super::super::resource::canonicalize;
-use super::super::schema::AttrDef;
 use super::apply::{Ctx, Select};
 use super::operations::PatchOpKind;
+use crate::scim::error::ScimError;
+use crate::scim::filter::Filter;
+use crate::scim::resource::canonicalize;
+use crate::scim::schema::AttrDef;
 
 /// Group membership changes, returned instead of applied when `members_external` is true so the
 /// store can apply them as row inserts/deletes (no read-modify-write of a member list).
@@ -119,11 +119,11 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::filter::parse_filter;
-    use super::super::super::schema::{GROUP_RESOURCE, GROUP_URN};
     use super::super::test_util::{group, run};
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::filter::parse_filter;
+    use crate::scim::schema::{GROUP_RESOURCE, GROUP_URN};
     use serde_json::json;
 
     #[test]

@@ -6,10 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::super::error::ScimError;
-use super::super::filter::matches_element;
-use super::super::resource::{canonicalize, check_value};
-use super::super::schema::AttrDef;
 use super::apply::Select;
 use super::operations::PatchOpKind;
 use super::path::{array_entry, container_mut, Target};
@@ -17,6 +13,10 @@ use super::values::{
     complex_delta, complex_object, element_from_filter, enforce_one_primary, is_members,
     merge_delta, multi_values, same_value_key, unwrap_single, value_key,
 };
+use crate::scim::error::ScimError;
+use crate::scim::filter::matches_element;
+use crate::scim::resource::{canonicalize, check_value};
+use crate::scim::schema::AttrDef;
 
 /// add / replace / remove on a whole multi-valued attribute (no filter, no sub-attribute).
 pub(super) fn apply_whole_multi(
@@ -259,9 +259,9 @@ pub(super) fn apply_elements(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::GROUP_RESOURCE;
     use super::super::test_util::{group, patch_user, run, user, user_err};
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::GROUP_RESOURCE;
     use serde_json::json;
 
     #[test]

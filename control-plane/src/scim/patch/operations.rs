@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::super::error::ScimError;
-use super::super::filter::{parse_patch_path, PatchPath};
-use super::super::schema::PATCH_OP_URN;
+use crate::scim::error::ScimError;
+use crate::scim::filter::{parse_patch_path, PatchPath};
+use crate::scim::schema::PATCH_OP_URN;
 
 /// The three PATCH operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,10 +142,10 @@ fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::USER_URN;
     use super::super::test_util::body;
     use super::*;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::USER_URN;
     use serde_json::json;
 
     fn parse_err(b: Value) -> ScimType {

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::super::schema::{AttrDef, Resolved, ResourceType, SchemaDef};
+use crate::scim::schema::{AttrDef, Resolved, ResourceType, SchemaDef};
 
 /// Where an attribute lives in the canonical resource.
 #[derive(Debug, Clone, Copy)]
@@ -146,9 +146,9 @@ pub(super) fn array_entry<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::error::ScimType;
-    use super::super::super::schema::{ENTERPRISE_USER_URN, USER_URN};
     use super::super::test_util::{patch_user, user, user_err};
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::{ENTERPRISE_USER_URN, USER_URN};
     use serde_json::json;
 
     #[test]

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::super::error::{ScimError, ScimType};
-use super::super::schema::{ResourceType, GROUP_URN, PATCH_OP_URN, USER_RESOURCE, USER_URN};
 use super::{apply_patch, parse_patch_request, PatchOutcome};
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::schema::{ResourceType, GROUP_URN, PATCH_OP_URN, USER_RESOURCE, USER_URN};
 
 pub(super) fn body(ops: Value) -> Value {
     json!({"schemas": [PATCH_OP_URN], "Operations": ops})

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::super::error::ScimError;
-use super::super::filter::{CompareOp, Filter};
-use super::super::resource::{canonicalize, check_value};
-use super::super::schema::{AttrDef, AttrType, Mutability};
+use crate::scim::error::ScimError;
+use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::resource::{canonicalize, check_value};
+use crate::scim::schema::{AttrDef, AttrType, Mutability};
 
 /// A single value out of what a client sent for a single-valued target: arrays give their first
 /// element (Entra's `"value": [{"value": "id"}]` for `manager`); null or `[]` give `None`.
@@ -250,8 +250,8 @@ fn same_value(sub: Option<&AttrDef>, a: &Value, b: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::schema::{GROUP_RESOURCE, USER_RESOURCE};
     use super::*;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
     use serde_json::json;
 
     #[test]
