@@ -516,6 +516,14 @@ impl EtcGuard {
                 .write(true)
                 .open(ETC_LOCK)
                 .with_context(|| format!("opening {ETC_LOCK}"))?;
+            // Usually the directory is there: a shared lock is enough, and runs stay parallel.
+            flock(&lock, FlockOperation::LockShared)
+                .with_context(|| format!("locking {ETC_LOCK} (shared)"))?;
+            if Path::new(MANAGED_DIR).is_dir() {
+                return Ok(EtcGuard { lock });
+            }
+            flock(&lock, FlockOperation::Unlock)
+                .with_context(|| format!("unlocking {ETC_LOCK}"))?;
             flock(&lock, FlockOperation::LockExclusive)
                 .with_context(|| format!("locking {ETC_LOCK}"))?;
             match std::fs::metadata(MANAGED_DIR) {

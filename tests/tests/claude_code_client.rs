@@ -576,7 +576,8 @@ fn every_key() -> Value {
     })
 }
 
-/// Replaces every leaf of `v` (and every list or object) by a value of the wrong type.
+/// Replaces every leaf of `v` (a list or an object below the nesting keys counts as a leaf) by
+/// a value of another type: a string for a number, the number 17 for anything else.
 fn wrong_types(v: &Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
@@ -586,11 +587,26 @@ fn wrong_types(v: &Value) -> Value {
                         k.as_str(),
                         "sandbox" | "permissions" | "filesystem" | "network"
                     );
-                    (k.clone(), if nested { wrong_types(v) } else { json!(17) })
+                    (
+                        k.clone(),
+                        if nested {
+                            wrong_types(v)
+                        } else {
+                            wrong_leaf(v)
+                        },
+                    )
                 })
                 .collect(),
         ),
-        _ => json!(17),
+        other => wrong_leaf(other),
+    }
+}
+
+fn wrong_leaf(v: &Value) -> Value {
+    if v.is_number() {
+        json!("seventeen")
+    } else {
+        json!(17)
     }
 }
 
