@@ -232,7 +232,17 @@ impl ClaudeCode {
         if !opts.user_mcp_servers.is_empty() {
             claude_json["mcpServers"] = self.mcp_config(&opts.user_mcp_servers, run_dir.path())?;
         }
+        if let Some(extra) = &opts.user_config {
+            let Some(extra) = extra.as_object() else {
+                bail!("RunOptions::user_config must be a JSON object");
+            };
+            for (k, v) in extra {
+                claude_json[k.as_str()] = v.clone();
+            }
+        }
         write_json(&home.join(".claude.json"), &claude_json)?;
+        write_files(&home, &opts.home_files)?;
+        write_files(&workdir, &opts.work_files)?;
 
         let mut user_settings = opts.user_settings.clone();
         if !opts.project_mcp_servers.is_empty() {
@@ -484,6 +494,21 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
+fn write_files(base: &Path, files: &[(String, String)]) -> Result<()> {
+    for (rel, content) in files {
+        if Path::new(rel).is_absolute() || rel.split('/').any(|c| c == "..") {
+            bail!("{rel:?} must be a relative path inside {}", base.display());
+        }
+        let p = base.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
@@ -697,6 +722,13 @@ pub struct RunOptions {
     pub skip_permissions: bool,
     /// Use this (existing) directory as the trusted work directory instead of a fresh one.
     pub workdir: Option<PathBuf>,
+    /// Top-level keys merged into `~/.claude.json` (over the harness's onboarding/trust keys).
+    pub user_config: Option<Value>,
+    /// Files written under the throwaway HOME before the run: (path relative to HOME, content),
+    /// e.g. `(".claude/skills/x/SKILL.md", …)`.
+    pub home_files: Vec<(String, String)>,
+    /// Files written under the work directory before the run.
+    pub work_files: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -712,6 +744,9 @@ impl Default for RunOptions {
             timeout: DEFAULT_TIMEOUT,
             skip_permissions: false,
             workdir: None,
+            user_config: None,
+            home_files: Vec::new(),
+            work_files: Vec::new(),
         }
     }
 }
@@ -772,6 +807,28 @@ impl RunOptions {
         self.workdir = Some(dir.to_owned());
         self
     }
+    /// Merges the top-level keys of `config` (an object) into `~/.claude.json`.
+    pub fn user_config(mut self, config: Value) -> Self {
+        self.user_config = Some(config);
+        self
+    }
+    /// Writes `content` to `$HOME/<rel_path>` before the run.
+    pub fn home_file(mut self, rel_path: &str, content: &str) -> Self {
+        self.home_files
+            .push((rel_path.to_owned(), content.to_owned()));
+        self
+    }
+    /// A user skill `~/.claude/skills/<name>/SKILL.md`.
+    pub fn user_skill(self, name: &str) -> Self {
+        let body = format!("---\nname: {name}\ndescription: A test skill\n---\nSay hi.\n");
+        self.home_file(&format!(".claude/skills/{name}/SKILL.md"), &body)
+    }
+    /// Writes `content` to `<workdir>/<rel_path>` before the run.
+    pub fn work_file(mut self, rel_path: &str, content: &str) -> Self {
+        self.work_files
+            .push((rel_path.to_owned(), content.to_owned()));
+        self
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,6 +857,8 @@ pub struct InitEvent {
     /// `ANTHROPIC_API_KEY`, `apiKeyHelper`, `none`, ...
     pub api_key_source: String,
     pub model: String,
+    /// Skills the session can use (bundled ones included).
+    pub skills: Vec<String>,
     pub sandbox_enabled: Option<bool>,
     pub raw: Value,
 }
@@ -838,6 +897,7 @@ impl InitEvent {
             permission_mode: str_field(e, "permissionMode"),
             api_key_source: str_field(e, "apiKeySource"),
             model: str_field(e, "model"),
+            skills: string_list(&e["skills"]),
             sandbox_enabled: e["sandbox_enabled"].as_bool(),
             raw: e.clone(),
         }

@@ -708,3 +708,39 @@ async fn invalid_entry_is_named_on_stderr_and_the_rest_still_applies() -> Result
     ensure!(broken.requests.is_empty(), "{:?}", broken.requests);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_plugin_only_skills_hides_user_skills() -> Result<()> {
+    let Some(cc) = client()? else { return Ok(()) };
+    let opts = || RunOptions::new().api_key(DEV_KEY).user_skill("myskill");
+    let skills = |r: &RunResult| -> Result<Vec<String>> { Ok(r.init()?.skills.clone()) };
+
+    let open = skills(&run_empty(&cc, opts()).await?)?;
+    ensure!(open.iter().any(|s| s == "myskill"), "{open:?}");
+    ensure!(open.iter().any(|s| s == "code-review"), "{open:?}");
+
+    let strict = run(
+        &cc,
+        &json!({"strictPluginOnlyCustomization": ["skills"]}),
+        opts(),
+    )
+    .await?;
+    no_invalid_entries(&strict)?;
+    let s = skills(&strict)?;
+    ensure!(
+        !s.iter().any(|s| s == "myskill"),
+        "user skill still loaded: {s:?}"
+    );
+    ensure!(
+        s.iter().any(|s| s == "code-review"),
+        "bundled skills gone too: {s:?}"
+    );
+
+    // disableBundledSkills removes the bundled ones (a few built-in plugin skills stay).
+    let no_bundled = skills(&run(&cc, &json!({"disableBundledSkills": true}), opts()).await?)?;
+    ensure!(
+        no_bundled.iter().any(|s| s == "myskill") && !no_bundled.iter().any(|s| s == "code-review"),
+        "{no_bundled:?}"
+    );
+    Ok(())
+}
