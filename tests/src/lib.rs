@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub use serde_json;
 
 pub mod browser;
+pub mod claude_code;
 pub mod h2raw;
 pub mod oidc;
 pub mod workstation;
