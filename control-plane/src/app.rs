@@ -108,7 +108,7 @@ pub async fn serve(
             .create_scim_token(
                 &org.id,
                 "initial token (printed at first start)",
-                &Actor::Cli,
+                &Actor::System,
             )
             .await
             .context("minting the first SCIM token")?;
@@ -120,7 +120,7 @@ pub async fn serve(
 
     if created {
         let (token, enroll) = store
-            .create_enroll_token(&org.id, None, &Actor::Cli)
+            .create_enroll_token(&org.id, None, &Actor::System)
             .await
             .context("minting the first enrollment token")?;
         println!(

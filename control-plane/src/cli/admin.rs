@@ -2,6 +2,7 @@
 //! API keys and organisation rules. Each change is stored, then the affected users are
 //! recomputed here; a running control plane picks the new versions up and pushes them.
 
+use crate::domain::AuditAction;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -263,7 +264,12 @@ pub async fn policy(
             let mut settings = store.org_settings(&o.id).await?;
             settings.default_policy = policy.to_value();
             store
-                .set_org_settings(&o.id, &settings, &Actor::Cli, "org.policy.set-default")
+                .set_org_settings(
+                    &o.id,
+                    &settings,
+                    &Actor::operator(),
+                    AuditAction::OrgPolicySetDefault,
+                )
                 .await?;
             let users = store.org_user_ids(&o.id).await?;
             let changed = Distributor::new(store.clone(), secrets.clone())
@@ -279,7 +285,7 @@ pub async fn policy(
             let o = find_org(store, &org).await?;
             let g = require_group(store, &o.id, &org, &group).await?;
             store
-                .set_group_policy(&o.id, &g.id, Some(&policy.to_value()), &Actor::Cli)
+                .set_group_policy(&o.id, &g.id, Some(&policy.to_value()), &Actor::operator())
                 .await?;
             let users = store.group_member_ids(&g.id).await?;
             let changed = Distributor::new(store.clone(), secrets.clone())
@@ -445,7 +451,7 @@ pub async fn role_map(store: &Store, cmd: RoleMapCommand) -> anyhow::Result<()> 
     let o = find_org(store, &org).await?;
     let g = require_group(store, &o.id, &org, &group).await?;
     store
-        .set_group_role(&o.id, &g.id, Some(&role.to_string()), &Actor::Cli)
+        .set_group_role(&o.id, &g.id, Some(&role.to_string()), &Actor::operator())
         .await?;
     println!("group {group:?} maps to role {role}");
     Ok(())
@@ -457,7 +463,7 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
             let o = find_org(store, &org).await?;
             let expires_at = token_expiry(&expires_in)?;
             let (_, secret) = store
-                .create_enroll_token(&o.id, Some(expires_at), &Actor::Cli)
+                .create_enroll_token(&o.id, Some(expires_at), &Actor::operator())
                 .await?;
             println!("{secret}");
         }
@@ -474,7 +480,7 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
                 parse_duration_secs(&overlap)?.saturating_mul(1_000_000)
             };
             let (_, secret) = store
-                .rotate_enroll_token(&o.id, Some(expires_at), overlap, &Actor::Cli)
+                .rotate_enroll_token(&o.id, Some(expires_at), overlap, &Actor::operator())
                 .await?;
             println!("{secret}");
         }
@@ -500,7 +506,7 @@ pub async fn enroll_token(store: &Store, cmd: EnrollTokenCommand) -> anyhow::Res
         EnrollTokenCommand::Revoke { org, id_or_prefix } => {
             let o = find_org(store, &org).await?;
             let t = store
-                .revoke_enroll_token(&o.id, &id_or_prefix, &Actor::Cli)
+                .revoke_enroll_token(&o.id, &id_or_prefix, &Actor::operator())
                 .await
                 .map_err(|e| match e {
                     StoreError::NotFound => {
@@ -548,7 +554,7 @@ pub async fn api_key(
             &o.id,
             group_id.as_deref(),
             &key.encrypt(api_key),
-            &Actor::Cli,
+            &Actor::operator(),
         )
         .await?;
     let d = Distributor::new(store.clone(), Some(key));
@@ -579,7 +585,7 @@ pub async fn audit(store: &Store, args: AuditArgs) -> anyhow::Result<()> {
                     .iter()
                     .rev()
                     .find(|e| {
-                        e.action == "user.create"
+                        e.action == AuditAction::UserCreate.as_str()
                             && e.detail["userName"]
                                 .as_str()
                                 .is_some_and(|n| n.eq_ignore_ascii_case(name))
@@ -639,7 +645,7 @@ pub async fn org_settings(store: &Store, args: OrgSettingsArgs) -> anyhow::Resul
         s.trust_mdm_identity = t;
     }
     store
-        .set_org_settings(&o.id, &s, &Actor::Cli, "org.settings.set")
+        .set_org_settings(&o.id, &s, &Actor::operator(), AuditAction::OrgSettingsSet)
         .await?;
     println!(
         "{}: offline rule {}, grace {}s, deprovision without groups: {}, trust MDM identity: {}",

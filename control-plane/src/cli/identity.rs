@@ -155,7 +155,7 @@ pub async fn oidc(
                 match_attribute,
                 updated_at: now_micros(),
             };
-            store.set_oidc_config(&config, &Actor::Cli).await?;
+            store.set_oidc_config(&config, &Actor::operator()).await?;
             print_oidc(&config, public_url);
         }
         OidcCommand::Show { org } => {
@@ -209,7 +209,7 @@ pub async fn invite(
                     &o.id,
                     &u.id,
                     now_micros() + secs.saturating_mul(1_000_000),
-                    &Actor::Cli,
+                    &Actor::operator(),
                 )
                 .await
                 .map_err(|e| match e {
@@ -280,7 +280,7 @@ pub async fn invite(
         InviteCommand::Revoke { org, id_or_prefix } => {
             let o = find_org(store, &org).await?;
             let i = store
-                .revoke_invite(&o.id, &id_or_prefix, &Actor::Cli)
+                .revoke_invite(&o.id, &id_or_prefix, &Actor::operator())
                 .await
                 .map_err(|e| match e {
                     StoreError::NotFound => anyhow!("no activation code {id_or_prefix:?}"),

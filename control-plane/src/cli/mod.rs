@@ -243,13 +243,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.ensure_default_org().await?;
             match cmd {
                 OrgCommand::Create { slug } => {
-                    let org = store
-                        .create_org(&slug, &Actor::Cli)
-                        .await
-                        .map_err(|e| match e {
-                            StoreError::Conflict(m) | StoreError::InvalidReference(m) => anyhow!(m),
-                            other => other.into(),
-                        })?;
+                    let org =
+                        store
+                            .create_org(&slug, &Actor::operator())
+                            .await
+                            .map_err(|e| match e {
+                                StoreError::Conflict(m) | StoreError::InvalidReference(m) => {
+                                    anyhow!(m)
+                                }
+                                other => other.into(),
+                            })?;
                     println!("{}", org.slug);
                 }
                 OrgCommand::Settings(args) => admin::org_settings(&store, args).await?,
@@ -291,7 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 TokenCommand::Create { org, label } => {
                     let org = find_org(&store, &org).await?;
                     let t = store
-                        .create_scim_token(&org.id, &label, &Actor::Cli)
+                        .create_scim_token(&org.id, &label, &Actor::operator())
                         .await
                         .map_err(|e| match e {
                             StoreError::InvalidReference(m) => anyhow!(m),
@@ -322,7 +325,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 TokenCommand::Revoke { org, id_or_prefix } => {
                     let org = find_org(&store, &org).await?;
                     let t = store
-                        .revoke_scim_token(&org.id, &id_or_prefix, &Actor::Cli)
+                        .revoke_scim_token(&org.id, &id_or_prefix, &Actor::operator())
                         .await
                         .map_err(|e| match e {
                             StoreError::NotFound => {

@@ -1,9 +1,11 @@
 //! Plain domain types shared by every layer: organisations, credentials, users, groups, actors.
 //! No I/O and no wire formats here: the SCIM attribute document is carried as opaque JSON.
 
+pub mod audit;
 mod devices;
 mod identity;
 
+pub use audit::AuditAction;
 pub use devices::{Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment};
 pub use identity::{
     DeviceGrant, EnrollMethod, GrantStatus, IdentityClaim, Invite, MatchAttribute, OidcConfig,
@@ -90,12 +92,39 @@ pub enum Actor {
     Invite {
         id: String,
     },
-    Cli,
+    /// An operator running the `palisade-control-plane` command on a host: the login that ran
+    /// it (`SUDO_USER` first, so `sudo` records the person, not root).
+    Operator {
+        login: String,
+    },
+    /// The control plane itself (a scheduled or derived change, such as a new policy version).
+    System,
 }
 
 impl Actor {
+    /// The operator running this process, from the environment (`SUDO_USER`, `USER`,
+    /// `LOGNAME`, `USERNAME`); `unknown` when none is set.
+    pub fn operator() -> Actor {
+        let login = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .map(|v| {
+                v.trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+            .find(|v| !v.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Actor::Operator { login }
+    }
+
     pub fn audit_name(&self) -> String {
         match self {
+            Actor::ScimToken { id, label } if !label.is_empty() => {
+                format!("scim-token:{label} ({id})")
+            }
             Actor::ScimToken { id, .. } => format!("scim-token:{id}"),
             Actor::EnrollToken { id } => format!("enroll-token:{id}"),
             Actor::Device { id } => format!("device:{id}"),
@@ -104,7 +133,8 @@ impl Actor {
             }
             Actor::Person { user_id, .. } => format!("person:{user_id}"),
             Actor::Invite { id } => format!("invite:{id}"),
-            Actor::Cli => "cli".to_string(),
+            Actor::Operator { login } => format!("cli:{login}"),
+            Actor::System => "system".to_string(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `/Users` handlers: create, read, list and search, replace, patch, delete.
 
+use crate::domain::AuditAction;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -165,11 +166,11 @@ pub(crate) fn changed_attributes(old: &Value, new: &Value) -> Vec<String> {
     keys
 }
 
-fn audit_action(old_active: bool, new_active: bool) -> &'static str {
+fn audit_action(old_active: bool, new_active: bool) -> AuditAction {
     match (old_active, new_active) {
-        (true, false) => "user.deactivate",
-        (false, true) => "user.reactivate",
-        _ => "user.update",
+        (true, false) => AuditAction::UserDeactivate,
+        (false, true) => AuditAction::UserReactivate,
+        _ => AuditAction::UserUpdate,
     }
 }
 

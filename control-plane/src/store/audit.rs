@@ -1,5 +1,6 @@
 //! The audit trail: one event per change, written in the same transaction as the change.
 
+use crate::domain::AuditAction;
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
@@ -24,7 +25,7 @@ pub(crate) async fn record(
     tx: &mut Transaction<'_, Any>,
     org_id: &str,
     actor: &Actor,
-    action: &str,
+    action: AuditAction,
     resource_type: &str,
     resource_id: Option<&str>,
     detail: Value,
@@ -37,7 +38,7 @@ pub(crate) async fn record(
     .bind(org_id)
     .bind(now_micros())
     .bind(actor.audit_name())
-    .bind(action)
+    .bind(action.as_str())
     .bind(resource_type)
     .bind(resource_id)
     .bind(detail.to_string())
@@ -52,7 +53,7 @@ impl Store {
         &self,
         org_id: &str,
         actor: &Actor,
-        action: &str,
+        action: AuditAction,
         resource_type: &str,
         resource_id: Option<&str>,
         detail: Value,

@@ -4,6 +4,7 @@
 //! userName fails only its own create: the insert uses `ON CONFLICT DO NOTHING`, so the
 //! transaction is never aborted by it.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::AnyPool;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -109,7 +110,7 @@ async fn commit(write: &AnyPool, backend: Backend, jobs: &[CreateJob]) -> StoreR
                 &mut tx,
                 &job.org_id,
                 &job.actor,
-                "user.create",
+                AuditAction::UserCreate,
                 "User",
                 Some(&u.id),
                 json!({"userName": u.user_name, "active": u.active, "externalId": u.external_id}),

@@ -2,6 +2,7 @@
 //! device for an active user, authenticating a device credential, and revoking a user's devices
 //! inside the deprovisioning transaction.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -169,7 +170,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            if others_end_by.is_some() { "enroll-token.rotate" } else { "enroll-token.create" },
+            if others_end_by.is_some() { AuditAction::EnrollTokenRotate } else { AuditAction::EnrollTokenCreate },
             "EnrollToken",
             Some(&token.id),
             json!({"prefix": token.prefix, "expiresAt": expires_at, "othersExpireAt": others_end_by}),
@@ -215,7 +216,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "enroll-token.revoke",
+            AuditAction::EnrollTokenRevoke,
             "EnrollToken",
             Some(&token.id),
             json!({"prefix": token.prefix}),
@@ -430,12 +431,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 (
-                    "device.nack",
+                    AuditAction::DeviceNack,
                     json!({"version": version, "error": clip(error, 2000)}),
                 )
             }
             DeviceReport::Tampered { path, kind } => (
-                "device.tamper",
+                AuditAction::DeviceTamper,
                 json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
             ),
             DeviceReport::Wiped { removed, failed } => {
@@ -447,7 +448,7 @@ impl Store {
                 let clip_all =
                     |v: &[String]| v.iter().take(64).map(|s| clip(s, 1000)).collect::<Vec<_>>();
                 (
-                    "device.wipe",
+                    AuditAction::DeviceWipe,
                     json!({"removed": clip_all(removed), "failed": clip_all(failed)}),
                 )
             }
@@ -458,12 +459,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 (
-                    "device.refused",
+                    AuditAction::DeviceRefused,
                     json!({"reason": "revoked credential presented; the agent was told to wipe"}),
                 )
             }
             DeviceReport::Warning { code, detail } => (
-                "device.warning",
+                AuditAction::DeviceWarning,
                 json!({"code": clip(code, 64), "detail": clip(detail, 2000)}),
             ),
         };
@@ -472,7 +473,7 @@ impl Store {
              ORDER BY at DESC LIMIT 1",
         )
         .bind(device_id)
-        .bind(action)
+        .bind(action.as_str())
         .bind(now - REPORT_COALESCE_WINDOW_MICROS)
         .fetch_optional(&mut *tx)
         .await?;

@@ -4,6 +4,7 @@
 //! create the device — or, for the same machine (same installation key), renew it — and audit
 //! the method and source address.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
@@ -246,7 +247,7 @@ pub(crate) async fn bind_device(
         tx,
         b.org_id,
         &b.actor,
-        "device.enroll",
+        AuditAction::DeviceEnroll,
         "Device",
         Some(&device_id),
         detail,
@@ -310,7 +311,7 @@ pub(crate) async fn audit_refusal(
         tx,
         org_id,
         actor,
-        "device.enroll.refused",
+        AuditAction::DeviceEnrollRefused,
         "Device",
         None,
         json!({"method": method.as_str(), "reason": refusal.to_string(),

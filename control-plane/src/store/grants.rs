@@ -3,6 +3,7 @@
 //! with the IdP and confirms the device; the agent's next poll then enrolls (or, for an
 //! enrolled unverified device, verifies) in one transaction that re-checks the person.
 
+use crate::domain::AuditAction;
 use rand::Rng;
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -285,9 +286,9 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let action = match (approve, &refusal) {
-            (true, None) => "device.authorize",
-            (true, Some(_)) => "device.authorize.refused",
-            (false, _) => "device.deny",
+            (true, None) => AuditAction::DeviceAuthorize,
+            (true, Some(_)) => AuditAction::DeviceAuthorizeRefused,
+            (false, _) => AuditAction::DeviceDeny,
         };
         audit::record(
             &mut tx,
@@ -495,7 +496,7 @@ pub(crate) async fn verify_device(
             user_id: user.id.clone(),
             user_name: user.user_name.clone(),
         },
-        "device.verify",
+        AuditAction::DeviceVerify,
         "Device",
         Some(device_id),
         detail,
@@ -538,7 +539,7 @@ impl Store {
                         user_id: person.user_id.clone(),
                         user_name: person.user_name.clone(),
                     },
-                    "device.verify.refused",
+                    AuditAction::DeviceVerifyRefused,
                     "Device",
                     Some(device_id),
                     json!({"reason": refusal.to_string(), "browserSource": clip(source, 64)}),

@@ -2,6 +2,7 @@
 //! version bump, never a read-modify-write of a member list, so concurrent changes all land
 //! and a change costs the same whatever the group's size.
 
+use crate::domain::AuditAction;
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
@@ -89,7 +90,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "group.create",
+            AuditAction::GroupCreate,
             "Group",
             Some(&group.id),
             json!({"displayName": group.display_name, "members": members, "unknownMembersSkipped": skipped}),
@@ -320,7 +321,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "group.update",
+            AuditAction::GroupUpdate,
             "Group",
             Some(id),
             detail,
@@ -333,7 +334,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let group = group_from_row(&row)?;
-        let deprovisioned = deprovision_groupless(&mut tx, org_id, &removed).await?;
+        let deprovisioned = deprovision_groupless(&mut tx, org_id, &removed, actor).await?;
         tx.commit().await?;
         let mut touched = added;
         touched.extend(removed);
@@ -367,12 +368,12 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let deprovisioned = deprovision_groupless(&mut tx, org_id, &former_members).await?;
+        let deprovisioned = deprovision_groupless(&mut tx, org_id, &former_members, actor).await?;
         audit::record(
             &mut tx,
             org_id,
             actor,
-            "group.delete",
+            AuditAction::GroupDelete,
             "Group",
             Some(id),
             json!({"membersRemoved": removed.rows_affected()}),
@@ -464,11 +465,13 @@ async fn member_ids(tx: &mut Transaction<'_, Any>, group_id: &str) -> StoreResul
 }
 
 /// When the organisation requires it, deprovisions users that the transaction left in no group:
-/// their devices are revoked in the same transaction. Returns (user id, revoked device ids).
+/// their devices are revoked in the same transaction, audited as the change's `actor`. Returns
+/// (user id, revoked device ids).
 async fn deprovision_groupless(
     tx: &mut Transaction<'_, Any>,
     org_id: &str,
     candidates: &[String],
+    actor: &Actor,
 ) -> StoreResult<Vec<(String, Vec<String>)>> {
     if candidates.is_empty() {
         return Ok(Vec::new());
@@ -511,8 +514,8 @@ async fn deprovision_groupless(
         audit::record(
             tx,
             org_id,
-            &Actor::Cli,
-            "user.deprovision",
+            actor,
+            AuditAction::UserDeprovision,
             "User",
             Some(user_id),
             json!({"reason": "removed from the last synced group", "devicesRevoked": devices}),

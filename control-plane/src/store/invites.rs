@@ -2,6 +2,7 @@
 //! revocable, stored only as SHA-256. Redeeming one enrolls a verified device for exactly
 //! that person, in the same transaction that marks the code used.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -80,7 +81,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "invite.create",
+            AuditAction::InviteCreate,
             "Invite",
             Some(&invite.id),
             json!({"userId": invite.user_id, "userName": invite.user_name, "prefix": invite.prefix, "expiresAt": expires_at}),
@@ -126,7 +127,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "invite.revoke",
+            AuditAction::InviteRevoke,
             "Invite",
             Some(&invite.id),
             json!({"prefix": invite.prefix, "userName": invite.user_name}),

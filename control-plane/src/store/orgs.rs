@@ -1,5 +1,6 @@
 //! Organisations: creation, lookup, and the `default` organisation that always exists.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::Row;
 
@@ -27,7 +28,7 @@ impl Store {
             &mut tx,
             &org.id,
             actor,
-            "org.create",
+            AuditAction::OrgCreate,
             "Org",
             Some(&org.id),
             json!({"slug": slug}),
@@ -42,7 +43,7 @@ impl Store {
         if let Some(org) = self.org_by_slug(DEFAULT_ORG_SLUG).await? {
             return Ok((org, false));
         }
-        match self.create_org(DEFAULT_ORG_SLUG, &Actor::Cli).await {
+        match self.create_org(DEFAULT_ORG_SLUG, &Actor::System).await {
             Ok(org) => Ok((org, true)),
             // Another process (a second replica, a CLI call) created it first.
             Err(StoreError::Conflict(_)) => {

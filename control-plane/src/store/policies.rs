@@ -2,6 +2,7 @@
 //! overrides, group → role mappings, encrypted API keys, and the per-user effective policy with
 //! its ever-growing version. Policies are stored as opaque JSON: the policy engine interprets them.
 
+use crate::domain::AuditAction;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -183,7 +184,7 @@ impl Store {
         org_id: &str,
         settings: &OrgSettings,
         actor: &Actor,
-        action: &str,
+        action: AuditAction,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         upsert_settings(&mut tx, org_id, settings).await?;
@@ -236,7 +237,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "group.policy.set",
+            AuditAction::GroupPolicySet,
             "Group",
             Some(group_id),
             json!({"policy": policy}),
@@ -279,7 +280,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "group.role.set",
+            AuditAction::GroupRoleSet,
             "Group",
             Some(group_id),
             json!({"role": role}),
@@ -312,7 +313,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "api-key.set",
+            AuditAction::ApiKeySet,
             if group_id.is_some() { "Group" } else { "Org" },
             Some(group_id.unwrap_or(org_id)),
             json!({}),
@@ -502,8 +503,8 @@ impl Store {
             audit::record(
                 &mut tx,
                 c.org_id,
-                &Actor::Cli,
-                "user.policy.version",
+                &Actor::System,
+                AuditAction::UserPolicyVersion,
                 "User",
                 Some(c.user_id),
                 json!({"version": version, "sha256": c.policy_sha256}),

@@ -2,6 +2,7 @@
 //! encrypted; the store never sees it in clear) and browser session records (opaque JSON
 //! owned by the sign-in layer), plus looking up the active user a verified claim names.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::Row;
 
@@ -52,7 +53,7 @@ impl Store {
             &mut tx,
             &config.org_id,
             actor,
-            "oidc.set",
+            AuditAction::OidcSet,
             "Org",
             Some(&config.org_id),
             json!({"issuer": config.issuer, "clientId": config.client_id,

@@ -1,6 +1,7 @@
 //! SCIM bearer credentials: minted with 256 bits of randomness, stored only as a SHA-256 hash,
 //! listed by label and prefix, revoked at once.
 
+use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -83,7 +84,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "scim-token.create",
+            AuditAction::ScimTokenCreate,
             "ScimToken",
             Some(&token.id),
             json!({"label": label, "prefix": token.prefix}),
@@ -127,7 +128,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "scim-token.revoke",
+            AuditAction::ScimTokenRevoke,
             "ScimToken",
             Some(&token.id),
             json!({"label": token.label, "prefix": token.prefix}),

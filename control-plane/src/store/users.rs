@@ -1,6 +1,7 @@
 //! Users: create, read, look up by indexed attributes, replace with optimistic concurrency,
 //! soft-delete (the row and its audit history stay; the userName becomes free again).
 
+use crate::domain::AuditAction;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
@@ -237,7 +238,7 @@ impl Store {
         actor: &Actor,
         expected_version: i64,
         update: UserWrite,
-        action: &str,
+        action: AuditAction,
         detail: Value,
     ) -> StoreResult<User> {
         let now = now_micros();
@@ -353,7 +354,7 @@ impl Store {
             &mut tx,
             org_id,
             actor,
-            "user.delete",
+            AuditAction::UserDelete,
             "User",
             Some(id),
             json!({"removedFromGroups": groups, "devicesRevoked": revoked}),

@@ -3,6 +3,7 @@
 //! address it asked from, the code — and confirms "this is my device" (or not). The agent,
 //! polling with its secret device code, then receives its credential.
 
+use crate::domain::AuditAction;
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
@@ -345,7 +346,7 @@ pub async fn verify(
                     user_id: person.user_id.clone(),
                     user_name: person.user_name.clone(),
                 },
-                "device.disown",
+                AuditAction::DeviceDisown,
                 "Device",
                 Some(&device_id),
                 serde_json::json!({"browserSource": source.0}),

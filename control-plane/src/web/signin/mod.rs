@@ -8,6 +8,7 @@ pub mod claims;
 pub mod oidc;
 pub mod sessions;
 
+use crate::domain::AuditAction;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -297,7 +298,7 @@ pub async fn callback(
                         user_id: String::new(),
                         user_name: format!("idp-sub:{}", claims.sub),
                     },
-                    "signin.refused",
+                    AuditAction::SignInRefused,
                     "Org",
                     Some(&config.org_id),
                     json!({"reason": failure.to_string(), "sub": claims.sub,
@@ -337,7 +338,7 @@ pub async fn callback(
                 user_id: person.user_id.clone(),
                 user_name: person.user_name.clone(),
             },
-            "signin",
+            AuditAction::SignIn,
             "User",
             Some(&person.user_id),
             json!({"method": "oidc", "sub": claims.sub, "source": source.0}),
