@@ -8,7 +8,6 @@
 use sqlx::postgres::PgListener;
 use sqlx::{Any, Row, Transaction};
 
-use super::devices::revocation_of;
 use super::{Backend, Store, StoreResult};
 
 /// The PostgreSQL `LISTEN`/`NOTIFY` channel of the change feed.
@@ -25,6 +24,13 @@ pub struct RevokedDevice {
     pub reason: String,
     /// Where in the change sequence.
     pub seq: i64,
+}
+
+/// The revocation reason of a row with `revoked_at` and `revoked_reason`: `None` while live.
+pub(crate) fn revocation_of(r: &sqlx::any::AnyRow) -> StoreResult<Option<String>> {
+    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+    let reason: Option<String> = r.try_get("revoked_reason")?;
+    Ok(revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())))
 }
 
 /// Takes the next change sequence number inside `tx` (locking the counter row until commit, so

@@ -295,7 +295,7 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         match row {
-            Some(r) => revocation_of(&r),
+            Some(r) => super::changes::revocation_of(&r),
             None => Ok(None),
         }
     }
@@ -314,7 +314,7 @@ impl Store {
             device_id: r.try_get("id")?,
             org_id: r.try_get("org_id")?,
             user_id: r.try_get("user_id")?,
-            revoked_reason: revocation_of(&r)?,
+            revoked_reason: super::changes::revocation_of(&r)?,
             verified: r.try_get::<i64, _>("verified")? != 0,
         }))
     }
@@ -598,13 +598,6 @@ pub enum DeviceReport<'a> {
         code: &'a str,
         detail: &'a str,
     },
-}
-
-/// The revocation reason of a row with `revoked_at` and `revoked_reason`: `None` while live.
-pub(crate) fn revocation_of(r: &sqlx::any::AnyRow) -> StoreResult<Option<String>> {
-    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-    let reason: Option<String> = r.try_get("revoked_reason")?;
-    Ok(revoked_at.map(|_| reason.unwrap_or_else(|| "revoked".to_string())))
 }
 
 /// Revokes every live device of the user, inside the caller's (deprovisioning) transaction.
