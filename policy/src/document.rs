@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{PolicyError, PolicyErrors};
 use crate::keys::{self, Key, Merge, KEYS};
-use crate::levels::SecurityLevel;
+use crate::level::SecurityLevel;
 use crate::rules::{edit_distance, quote};
 use crate::value::{self, describe};
 use crate::SCHEMA_VERSION;

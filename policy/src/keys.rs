@@ -162,7 +162,7 @@ pub static KEYS: &[Key] = &[
         "security_level",
         Kind::Choice(&["paranoid", "strict", "moderate", "minimal"]),
         Merge::Strictest,
-        "the level's bundle of keys (see levels)",
+        "the level's bundle of keys (see bundles.rs)",
         "a named bundle of the keys below",
     ),
     // --- permissions

@@ -6,7 +6,7 @@
 //! - [`Policy`] ([`document`]): checked, canonical key values, its JSON form, the wire form;
 //! - [`parse_policy`]: JSON and TOML policy files, every problem at once ([`migrate`]: v1);
 //! - [`effective`] / [`explain`] ([`merge`]): org defaults overlaid with every group's policy
-//!   and the security level's bundle ([`levels`], also [`lockdown`]);
+//!   and the security level's bundle ([`level`], [`bundles`], also [`lockdown`]);
 //! - [`render()`]: the Claude Code managed-settings drop-in file.
 //!
 //! **Invariant: this crate is pure.** No I/O, no clock, no randomness, no async, no tonic, no
@@ -14,10 +14,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundles;
 pub mod document;
 pub mod error;
 pub mod keys;
-pub mod levels;
+pub mod level;
 pub mod merge;
 pub mod migrate;
 pub mod parse;
@@ -25,9 +26,10 @@ pub mod render;
 pub mod rules;
 pub mod value;
 
+pub use bundles::{bundle, denies_every_tool, lockdown};
 pub use document::{Loaded, Policy, Scope};
 pub use error::{PolicyError, PolicyErrors, PolicyFormat, UnsupportedFormat};
-pub use levels::{denies_every_tool, lockdown, ParseLevelError, SecurityLevel};
+pub use level::{ParseLevelError, SecurityLevel};
 pub use merge::{effective, explain, Explanation, GroupPolicy, KeyExplanation, Source};
 pub use parse::parse_policy;
 pub use render::{inapplicable_paths, render, render_bytes, RenderOptions, TargetOs};

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::document::Policy;
 use crate::keys::{Key, Kind, Merge, KEYS};
-use crate::levels::SecurityLevel;
+use crate::level::SecurityLevel;
 use crate::rules::{domain, names};
 
 /// One group of the user and its policy.
@@ -87,7 +87,7 @@ pub fn explain(defaults: &Policy, groups: &[GroupPolicy<'_>]) -> Explanation {
         .map(|(_, p)| p.level())
         .max()
         .unwrap_or_default();
-    let bundle = level.bundle();
+    let bundle = crate::bundles::bundle(level);
     layers.push((Source::Level(level), &bundle));
 
     let mut policy = Policy::new();

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::members::MemberChange;
+use super::context::{Ctx, PatchOutcome, Select};
 use super::multi_valued::{apply_elements, apply_whole_multi};
 use super::operations::{PatchOpKind, PatchOperation};
 use super::path::{
@@ -12,16 +12,9 @@ use super::path::{
 };
 use super::values::{complex_delta, complex_object, is_members, merge_delta, unwrap_single};
 use crate::scim::error::ScimError;
-use crate::scim::filter::{Filter, PatchPath};
+use crate::scim::filter::PatchPath;
 use crate::scim::resource::{canonicalize, check_value};
 use crate::scim::schema::{AttrDef, AttrType, Mutability, ResourceType};
-
-/// What applying a PATCH produced besides the modified resource.
-#[derive(Debug, Default)]
-pub struct PatchOutcome {
-    /// Membership changes in request order (only when `members_external` is true).
-    pub member_changes: Vec<MemberChange>,
-}
 
 /// Applies the operations, in order, to `resource` (canonical JSON: core attrs at top level in
 /// schema spelling, extension attrs under the extension URN key, plus "schemas"). All-or-nothing:
@@ -47,19 +40,6 @@ pub fn apply_patch(
     }
     finish(rt, res)?;
     Ok(ctx.outcome)
-}
-
-pub(super) struct Ctx<'a> {
-    pub(super) rt: &'a ResourceType,
-    pub(super) members_external: bool,
-    pub(super) outcome: PatchOutcome,
-}
-
-/// Which elements of a multi-valued attribute an operation addresses.
-#[derive(Clone, Copy)]
-pub(super) enum Select<'f> {
-    All,
-    Matching(&'f Filter),
 }
 
 impl Ctx<'_> {

@@ -6,28 +6,11 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::apply::{Ctx, Select};
+use super::context::{Ctx, MemberChange, Select};
 use super::operations::PatchOpKind;
 use crate::scim::error::ScimError;
-use crate::scim::filter::Filter;
 use crate::scim::resource::canonicalize;
 use crate::scim::schema::AttrDef;
-
-/// Group membership changes, returned instead of applied when `members_external` is true so the
-/// store can apply them as row inserts/deletes (no read-modify-write of a member list).
-#[derive(Debug, Clone, PartialEq)]
-pub enum MemberChange {
-    /// Add these member ids (already-present ids are the store's no-op).
-    Add(Vec<String>),
-    /// Remove these member ids (absent ids are a no-op).
-    Remove(Vec<String>),
-    /// Remove the members matching this filter (relative to one member: `value eq "id"`).
-    RemoveMatching(Filter),
-    /// Remove every member.
-    RemoveAll,
-    /// Make the member list exactly these ids.
-    ReplaceAll(Vec<String>),
-}
 
 /// Member ids out of a `members` value: an array of (or one) `{"value": "id", ...}` objects.
 fn member_ids(def: &AttrDef, value: &Value) -> Result<Vec<String>, ScimError> {

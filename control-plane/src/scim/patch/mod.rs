@@ -14,6 +14,7 @@
 //! - `values`: shaping and comparing the values written (deltas, canonical elements, value keys).
 
 mod apply;
+mod context;
 mod members;
 mod multi_valued;
 mod operations;
@@ -22,6 +23,6 @@ mod path;
 mod test_util;
 mod values;
 
-pub use apply::{apply_patch, PatchOutcome};
-pub use members::MemberChange;
+pub use apply::apply_patch;
+pub use context::{MemberChange, PatchOutcome};
 pub use operations::{parse_patch_request, PatchOpKind, PatchOperation};

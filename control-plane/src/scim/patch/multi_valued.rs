@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::apply::Select;
+use super::context::Select;
 use super::operations::PatchOpKind;
 use super::path::{array_entry, container_mut, Target};
 use super::values::{

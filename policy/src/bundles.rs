@@ -9,99 +9,45 @@
 //! | strict | `permissions.managed_rules_only`, `permissions.disable_auto_mode`, `credentials.block_personal_keys`, `plugins.disable_sideload_flags` | a developer's own rules, the auto-mode classifier, a personal key and side-loaded plugins/MCP would each route around the managed rules |
 //! | paranoid | `sandbox.enabled`, `sandbox.fail_if_unavailable`, `sandbox.allow_unsandboxed_commands = false`, `sandbox.auto_allow_bash = false`, `network.managed_only`, `network.strict`, `mcp.managed_only`, `hooks.managed_only`, `plugins.only_customization = [agents, hooks, mcp, skills]`, `plugins.known_marketplaces = []`, `features.disable_remote_control`, `features.disable_claude_ai_connectors`, `features.disable_channels` | Bash runs in the OS sandbox and still prompts; only managed network lists, MCP servers, hooks, agents and skills; no new marketplaces; no remote or egress surfaces |
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::{json, Value};
 
 use crate::document::Policy;
+use crate::level::SecurityLevel;
 use crate::rules::names::SURFACES;
 use crate::rules::permission::{EVERY_MCP_TOOL, EVERY_TOOL};
 
-/// How much of Claude Code's own hardening a policy switches on, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum SecurityLevel {
-    #[default]
-    Minimal,
-    Moderate,
-    Strict,
-    Paranoid,
-}
-
-impl SecurityLevel {
-    /// Every level, weakest first.
-    pub const ALL: [SecurityLevel; 4] = [
-        SecurityLevel::Minimal,
-        SecurityLevel::Moderate,
-        SecurityLevel::Strict,
-        SecurityLevel::Paranoid,
-    ];
-
-    /// The lowercase name used in policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecurityLevel::Minimal => "minimal",
-            SecurityLevel::Moderate => "moderate",
-            SecurityLevel::Strict => "strict",
-            SecurityLevel::Paranoid => "paranoid",
-        }
+/// The keys `level` sets (its own and every lower level's).
+pub fn bundle(level: SecurityLevel) -> Policy {
+    let mut keys: Vec<(&str, Value)> = Vec::new();
+    if level >= SecurityLevel::Moderate {
+        keys.push(("permissions.disable_bypass_mode", json!(true)));
     }
-
-    /// The keys this level sets (its own and every lower level's).
-    pub fn bundle(self) -> Policy {
-        let mut keys: Vec<(&str, Value)> = Vec::new();
-        if self >= SecurityLevel::Moderate {
-            keys.push(("permissions.disable_bypass_mode", json!(true)));
-        }
-        if self >= SecurityLevel::Strict {
-            keys.extend([
-                ("permissions.managed_rules_only", json!(true)),
-                ("permissions.disable_auto_mode", json!(true)),
-                ("credentials.block_personal_keys", json!(true)),
-                ("plugins.disable_sideload_flags", json!(true)),
-            ]);
-        }
-        if self >= SecurityLevel::Paranoid {
-            keys.extend([
-                ("sandbox.enabled", json!(true)),
-                ("sandbox.fail_if_unavailable", json!(true)),
-                ("sandbox.allow_unsandboxed_commands", json!(false)),
-                ("sandbox.auto_allow_bash", json!(false)),
-                ("network.managed_only", json!(true)),
-                ("network.strict", json!(true)),
-                ("mcp.managed_only", json!(true)),
-                ("hooks.managed_only", json!(true)),
-                ("plugins.only_customization", json!(SURFACES)),
-                ("plugins.known_marketplaces", json!([])),
-                ("features.disable_remote_control", json!(true)),
-                ("features.disable_claude_ai_connectors", json!(true)),
-                ("features.disable_channels", json!(true)),
-            ]);
-        }
-        build(keys)
+    if level >= SecurityLevel::Strict {
+        keys.extend([
+            ("permissions.managed_rules_only", json!(true)),
+            ("permissions.disable_auto_mode", json!(true)),
+            ("credentials.block_personal_keys", json!(true)),
+            ("plugins.disable_sideload_flags", json!(true)),
+        ]);
     }
-}
-
-impl fmt::Display for SecurityLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    if level >= SecurityLevel::Paranoid {
+        keys.extend([
+            ("sandbox.enabled", json!(true)),
+            ("sandbox.fail_if_unavailable", json!(true)),
+            ("sandbox.allow_unsandboxed_commands", json!(false)),
+            ("sandbox.auto_allow_bash", json!(false)),
+            ("network.managed_only", json!(true)),
+            ("network.strict", json!(true)),
+            ("mcp.managed_only", json!(true)),
+            ("hooks.managed_only", json!(true)),
+            ("plugins.only_customization", json!(SURFACES)),
+            ("plugins.known_marketplaces", json!([])),
+            ("features.disable_remote_control", json!(true)),
+            ("features.disable_claude_ai_connectors", json!(true)),
+            ("features.disable_channels", json!(true)),
+        ]);
     }
-}
-
-/// A name that is not a level.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown security level {} (expected minimal, moderate, strict or paranoid)", crate::rules::quote(.0))]
-pub struct ParseLevelError(pub String);
-
-impl FromStr for SecurityLevel {
-    type Err = ParseLevelError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SecurityLevel::ALL
-            .into_iter()
-            .find(|level| level.as_str() == s)
-            .ok_or_else(|| ParseLevelError(s.to_owned()))
-    }
+    build(keys)
 }
 
 /// The policy an agent enforces once its person is deprovisioned (or offline under the
@@ -159,7 +105,7 @@ mod tests {
     fn bundles_are_cumulative_and_valid() {
         let mut previous = Policy::new();
         for level in SecurityLevel::ALL {
-            let bundle = level.bundle();
+            let bundle = bundle(level);
             for (key, value) in previous.entries() {
                 assert_eq!(
                     bundle.get(key.name),
@@ -170,11 +116,9 @@ mod tests {
             }
             previous = bundle;
         }
-        assert!(SecurityLevel::Minimal.bundle().is_empty());
+        assert!(bundle(SecurityLevel::Minimal).is_empty());
         assert_eq!(
-            SecurityLevel::Paranoid
-                .bundle()
-                .flag("sandbox.auto_allow_bash"),
+            bundle(SecurityLevel::Paranoid).flag("sandbox.auto_allow_bash"),
             Some(false)
         );
     }
@@ -185,12 +129,6 @@ mod tests {
         assert!(denies_every_tool(&l));
         assert!(l.on("permissions.disable_auto_mode"));
         assert_eq!(l.strings("mcp.allowed"), Some(vec![]));
-        assert!(!denies_every_tool(&SecurityLevel::Paranoid.bundle()));
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!("strict".parse(), Ok(SecurityLevel::Strict));
-        assert!("Strict".parse::<SecurityLevel>().is_err());
+        assert!(!denies_every_tool(&bundle(SecurityLevel::Paranoid)));
     }
 }
