@@ -4,54 +4,52 @@
 //!
 //! Policy and rendering are the `palisade-policy` crate's ([`Policy`], [`render`]): the agent
 //! renders what it receives with the code the control plane previews it with (see
-//! `SETTINGS.md` for what each key becomes and what a user could still do). Also pure:
-//! - [`messages`]: the policy stream's messages as plain types.
+//! `SETTINGS.md` for what each key becomes and what a user could still do).
 //!
-//! Edges and I/O:
-//! - [`grpc`]: the only module that knows protobuf and tonic (conversions, TLS channel,
-//!   `Enroll`, `StreamPolicy`).
-//! - [`atomic`]: crash-safe, change-only file replacement (temp file, fsync, rename, fsync of
-//!   the directory).
-//! - [`enforce`]: keeps the drop-in equal to the enforced policy and restores it.
+//! The folders are the agent's parts:
+//! - [`link`]: the link to the control plane.
+//!   - [`link::messages`]: the policy stream's messages as plain types (pure).
+//!   - [`link::grpc`]: the only module that knows protobuf and tonic (conversions, TLS
+//!     channel, `Enroll`, `StreamPolicy`).
+//!   - [`link::backoff`]: reconnection delays with full jitter.
+//!   - [`link::install_key`]: the machine's installation key, for idempotent re-enrollment.
+//! - [`enforce`]: enforcement on disk; keeps the drop-in equal to the enforced policy and
+//!   restores it.
+//!   - [`enforce::atomic`]: crash-safe, change-only file replacement (temp file, fsync,
+//!     rename, fsync of the directory).
+//!   - [`enforce::watch`]: `notify` watches (tamper, enrollment).
+//!   - [`enforce::sources`]: higher-precedence managed sources and other warnings.
+//! - [`credentials`]: what the agent hands out and takes back.
+//!   - [`credentials::keyfile`]: the developer's copy of the API key the `apiKeyHelper`
+//!     reads.
+//!   - [`credentials::wipe`]: what deprovisioning removes.
+//! - [`platform`]: platform specifics.
+//!   - [`platform::acl`]: Windows access lists (SDDL) for the state directory and the key
+//!     files.
+//!   - [`platform::service`]: the run loop as a Windows service.
+//!   - `platform::userdir` (Unix): the developer's `~/.claude`, opened by root without
+//!     following a symlink, and the files in it.
 //! - [`state`]: the 0700 state directory (`device.json`, `policy.json`, `api-key`,
-//!   `status.json`).
-//! - [`watch`]: `notify` watches (tamper, enrollment).
-//! - [`keyfile`]: the developer's copy of the API key the `apiKeyHelper` reads.
-//! - `userdir` (Unix): the developer's `~/.claude`, opened by root without following a
-//!   symlink, and the files in it.
-//! - [`acl`]: Windows access lists (SDDL) for the state directory and the key files.
-//! - [`wipe`]: what deprovisioning removes.
-//! - [`sources`]: higher-precedence managed sources and other warnings.
-//! - [`backoff`]: reconnection delays with full jitter.
+//!   `status.json`); every part above and the commands use it, so it stays at the top.
 //!
 //! Commands:
 //! - [`cli`] and [`config`]: the command line and where things are.
-//! - [`run`]: the long-lived loop; [`service`]: the same loop as a Windows service;
-//!   [`commands`]: `enroll`, `status`, `api-key`.
-// Only `acl`'s Win32 calls need `unsafe`, and only on Windows.
+//! - [`run`]: the long-lived loop; [`commands`]: `enroll`, `status`, `api-key`.
+// Only `platform::acl`'s Win32 calls and `platform::service`'s FFI entry point need `unsafe`,
+// and only on Windows.
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 #![warn(missing_docs)]
 
-pub mod acl;
-pub mod atomic;
-pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod enforce;
-pub mod grpc;
-pub mod install_key;
-pub mod keyfile;
-pub mod messages;
+pub mod link;
+pub mod platform;
 pub mod run;
-pub mod service;
-pub mod sources;
 pub mod state;
-#[cfg(unix)]
-pub mod userdir;
-pub mod watch;
-pub mod wipe;
 
 pub use commands::api_key::{api_key_file_helper_command, api_key_helper_command, helper_for};
 pub use palisade_policy::{

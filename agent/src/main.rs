@@ -9,9 +9,9 @@ use clap::Parser as _;
 use palisade_agent::cli::{Cli, Command};
 use palisade_agent::commands::{api_key, enroll, status};
 use palisade_agent::config::{self, Config, Overrides};
-use palisade_agent::keyfile;
+use palisade_agent::credentials::keyfile;
 #[cfg(windows)]
-use palisade_agent::service::{self, Launch};
+use palisade_agent::platform::service::{self, Launch};
 use palisade_agent::state::StateDir;
 
 fn main() -> ExitCode {

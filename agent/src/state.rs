@@ -1,6 +1,6 @@
 //! The agent's state directory: a 0700 directory of 0600 files, each replaced atomically with
-//! [`crate::atomic::write_if_changed`] (the temporary file is created with mode 0600, so no
-//! file is ever world-readable, even briefly).
+//! [`crate::enforce::atomic::write_if_changed`] (the temporary file is created with mode 0600,
+//! so no file is ever world-readable, even briefly).
 //!
 //! | file | content |
 //! |---|---|
@@ -12,11 +12,11 @@
 //! | `wipe-pending.json` | [`PendingWipe`]: a wipe started and not yet recorded (finished at the next start) |
 //!
 //! The developer's own copy of the key, which the `apiKeyHelper` reads, lives outside
-//! this directory (see [`crate::keyfile`]).
+//! this directory (see [`crate::credentials::keyfile`]).
 //!
 //! On Windows the directory gets a protected access list for SYSTEM and Administrators only
 //! (nothing inherited from `ProgramData`, which lets every user read), checked and put back
-//! before every write (see [`crate::acl`]).
+//! before every write (see [`crate::platform::acl`]).
 
 use std::fmt;
 use std::fs;
@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_if_changed;
-use crate::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
+use crate::enforce::atomic::write_if_changed;
+use crate::link::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
 use palisade_policy::Policy;
 
 /// `device.json`.
@@ -364,7 +364,7 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::create_dir_all(path)?;
-    crate::acl::restrict(path, &crate::acl::private_dir_sddl())
+    crate::platform::acl::restrict(path, &crate::platform::acl::private_dir_sddl())
 }
 
 #[cfg(unix)]
@@ -380,7 +380,7 @@ fn fix_dir_mode(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {
 /// Puts the SYSTEM and Administrators-only access list back when anyone else got in.
 #[cfg(not(unix))]
 fn fix_dir_mode(path: &Path, _meta: &fs::Metadata) -> Result<(), StateError> {
-    crate::acl::keep_private(path, &crate::acl::private_dir_sddl())
+    crate::platform::acl::keep_private(path, &crate::platform::acl::private_dir_sddl())
         .map_err(|e| StateError::io(path, e))
 }
 

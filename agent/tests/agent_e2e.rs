@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use palisade_agent::messages::OfflineRule;
+use palisade_agent::link::messages::OfflineRule;
 use palisade_agent::Policy;
 use serde_json::json;
 use support::*;
@@ -174,7 +174,7 @@ async fn enroll_apply_ack_nack_and_api_key() {
     assert!(text.contains("version 1"), "{text}");
 
     // Version 2 is invalid: NACKed with the reason, version 1 stays.
-    let mut bad = palisade_agent::grpc::policy_to_pb(&Policy::new());
+    let mut bad = palisade_agent::link::grpc::policy_to_pb(&Policy::new());
     bad.document = r#"{"permissions":{"deny":["bash"]}}"#.into();
     server.send(snapshot_of(
         2,

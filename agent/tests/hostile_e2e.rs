@@ -10,7 +10,7 @@ mod support;
 #[cfg(unix)]
 use std::path::Path;
 
-use palisade_agent::messages::OfflineRule;
+use palisade_agent::link::messages::OfflineRule;
 use palisade_agent::Policy;
 use serde_json::json;
 use support::*;

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade_agent::grpc::server_event;
-use palisade_agent::messages::ServerEvent;
+use palisade_agent::link::grpc::server_event;
+use palisade_agent::link::messages::ServerEvent;
 use palisade_policy::{render, RenderOptions, TargetOs};
 use palisade_proto::v1 as pb;
 use prost::Message;

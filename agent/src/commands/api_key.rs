@@ -1,13 +1,13 @@
 //! `palisade-agent api-key`: Claude Code's `apiKeyHelper`. Prints the key from the state
 //! directory, or fails (non-zero, nothing on stdout) when the device was wiped, is not
 //! enrolled, or has no key. With `--key-file <path>` it prints the developer's copy instead
-//! (see [`crate::keyfile`]), or fails when that file is missing or unreadable. Also builds the
-//! helper command line the drop-in carries.
+//! (see [`crate::credentials::keyfile`]), or fails when that file is missing or unreadable.
+//! Also builds the helper command line the drop-in carries.
 
 use std::path::Path;
 
 use crate::config::Paths;
-use crate::keyfile::UserKeyFile;
+use crate::credentials::keyfile::UserKeyFile;
 use crate::state::{StateDir, StateError, DEVICE_FILE};
 
 /// Why no key is served.
@@ -101,7 +101,7 @@ fn quote(arg: &str, windows: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::WipeRecord;
+    use crate::link::messages::WipeRecord;
     use crate::state::Status;
     use std::path::PathBuf;
 

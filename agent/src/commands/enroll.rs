@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 
 use crate::config::Paths;
-use crate::grpc::{self, ClientError, Credential, DeviceFacts, Poll, ServerTarget};
+use crate::link::grpc::{self, ClientError, Credential, DeviceFacts, Poll, ServerTarget};
 use crate::now_unix_ms;
 use crate::state::{Device, StateDir};
 
@@ -82,7 +82,7 @@ pub async fn enroll(paths: &Paths, args: &EnrollArgs) -> anyhow::Result<Device> 
     })?;
     let facts = DeviceFacts {
         hostname: hostname(),
-        install_key: crate::install_key::load_or_create(&state)
+        install_key: crate::link::install_key::load_or_create(&state)
             .context("cannot create the installation key")?,
     };
     let existing = state

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::Paths;
-use crate::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
+use crate::link::messages::{OfflineRule, TamperRecord, Warning, WipeRecord};
 use crate::state::{StateDir, StateError};
 
 /// Everything `status` shows.

@@ -20,9 +20,9 @@
 //!    treated as dead and reopened.
 //! 5. Failures are retried with full-jitter backoff ([`Backoff`]); `UNAUTHENTICATED` too, but
 //!    logged as "enroll again". `Deprovision`, or a refusal marked revoked, wipes
-//!    ([`crate::wipe`]: marker, lockdown policy, files, record, in that order; a wipe
-//!    interrupted by a crash is finished at the next start), reports (if the stream is up) and
-//!    stays idle, guarding the lockdown file, until `enroll` writes a new `device.json`.
+//!    ([`crate::credentials::wipe`]: marker, lockdown policy, files, record, in that order; a
+//!    wipe interrupted by a crash is finished at the next start), reports (if the stream is up)
+//!    and stays idle, guarding the lockdown file, until `enroll` writes a new `device.json`.
 //! 6. A change to the drop-in by anyone else is undone and reported (queued while offline).
 //!
 //! [`run`] takes the shutdown future as a parameter, so `main` (SIGTERM, Ctrl-C) and a
@@ -42,21 +42,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::time::{Instant, Sleep};
 
-use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::config::Paths;
+use crate::credentials::keyfile::{self, UserKeyFile};
+use crate::credentials::wipe;
+use crate::enforce::sources;
+use crate::enforce::watch::{Pending, Signal, Watches};
 use crate::enforce::Enforcer;
-use crate::grpc::{self, PolicyStream, ServerTarget, StreamError};
-use crate::keyfile::{self, UserKeyFile};
-use crate::messages::{
+use crate::link::backoff::{Backoff, HEALTHY_AFTER};
+use crate::link::grpc::{self, PolicyStream, ServerTarget, StreamError};
+use crate::link::messages::{
     AgentEvent, OfflineRule, ServerEvent, Snapshot, TamperRecord, Warning, WipeRecord,
 };
-use crate::sources;
 use crate::state::{
     CachedPolicy, Device, PendingWipe, StateDir, Status, API_KEY_FILE, CA_FILE, DEVICE_FILE,
     WIPE_PENDING_FILE,
 };
-use crate::watch::{Pending, Signal, Watches};
-use crate::wipe;
 use crate::{helper_for, now_unix_ms};
 use palisade_policy::{RenderOptions, TargetOs};
 

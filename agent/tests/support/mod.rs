@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_agent::messages::OfflineRule;
+use palisade_agent::link::messages::OfflineRule;
 use palisade_agent::{api_key_helper_command, render_bytes, Policy, RenderOptions};
 use palisade_proto::v1 as pb;
 use palisade_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
@@ -352,7 +352,7 @@ pub fn snapshot(
     valid_until_unix_ms: i64,
     rule: OfflineRule,
 ) -> pb::ServerMessage {
-    let wire = palisade_agent::grpc::policy_to_pb(policy);
+    let wire = palisade_agent::link::grpc::policy_to_pb(policy);
     snapshot_of(version, wire, api_key, valid_until_unix_ms, rule)
 }
 
@@ -466,8 +466,9 @@ impl Dirs {
     }
 
     /// The developer's key file the agent writes (Unix), next to the state directory.
-    pub fn user_key_file(&self) -> Option<palisade_agent::keyfile::UserKeyFile> {
-        palisade_agent::keyfile::UserKeyFile::for_developer(&self.state, &self.claude).ok()
+    pub fn user_key_file(&self) -> Option<palisade_agent::credentials::keyfile::UserKeyFile> {
+        palisade_agent::credentials::keyfile::UserKeyFile::for_developer(&self.state, &self.claude)
+            .ok()
     }
 
     /// The `apiKeyHelper` the agent must write.

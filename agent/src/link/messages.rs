@@ -1,6 +1,6 @@
 //! The policy stream's messages as plain types: what the control plane tells the agent
 //! ([`ServerEvent`], [`Snapshot`]) and what the agent reports back ([`AgentEvent`]). Only
-//! [`crate::grpc`] converts them to and from protobuf.
+//! [`crate::link::grpc`] converts them to and from protobuf.
 
 use std::fmt;
 

@@ -2,13 +2,21 @@
 //! it enforces: renders it, writes it atomically only when the bytes differ, and puts it back
 //! after someone else changed or removed it (compared by content and mode, never by
 //! timestamps, so the agent's own writes are never mistaken for tampering).
+//!
+//! Enforcement on disk also needs: [`atomic`] (crash-safe, change-only file replacement),
+//! [`watch`] (`notify` watches: tamper, enrollment) and [`sources`] (higher-precedence managed
+//! sources and other warnings).
+
+pub mod atomic;
+pub mod sources;
+pub mod watch;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::write_if_changed;
-use crate::messages::TamperKind;
+use crate::enforce::atomic::write_if_changed;
+use crate::link::messages::TamperKind;
 use palisade_policy::render::{DROP_IN_DIR, DROP_IN_FILE};
 use palisade_policy::{render_bytes, Policy, RenderOptions};
 

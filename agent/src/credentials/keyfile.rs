@@ -12,16 +12,16 @@
 //!
 //! Both directories are the agent's: the developer can reach their file but cannot create,
 //! rename or replace anything in the tree (a directory, FIFO or symlink planted at the key's
-//! path), so every path root uses there is root's own. The developer is the owner of the
-//! Claude config directory (`--claude-config-dir`, their `~/.claude`) as seen without
-//! following a symlink ([`crate::userdir`]), or of its parent when it does not exist yet; a
+//! path), so every path root uses there is root's own. The developer is the owner of the Claude
+//! config directory (`--claude-config-dir`, their `~/.claude`) as seen without following a
+//! symlink ([`crate::platform::userdir`]), or of its parent when it does not exist yet; a
 //! symlinked `~/.claude` names no developer. The key file is created under a temporary name,
 //! handed over with `fchown` on its descriptor and renamed into place. When the agent already
 //! runs as the developer (tests, a per-user agent) nothing is chowned.
 //!
 //! On Windows the developer is the owner SID of the Claude config directory (a person's
 //! account: SYSTEM or Administrators as owner is refused), and access lists take the place of
-//! modes and owners (see [`crate::acl`]):
+//! modes and owners (see [`crate::platform::acl`]):
 //!
 //! | path | DACL (protected) |
 //! |---|---|
@@ -36,7 +36,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic;
+use crate::enforce::atomic;
 use crate::state::API_KEY_FILE;
 
 /// Appended to the state directory's name to form the key tree's root.
@@ -166,9 +166,9 @@ impl UserKeyFile {
         // The file inherited its directory's list; setting it explicitly as well means a
         // volume or policy that does not apply inheritance still gets the right one.
         #[cfg(not(unix))]
-        crate::acl::restrict(
+        crate::platform::acl::restrict(
             &self.path(),
-            &crate::acl::developer_dir_sddl(&self.owner.sid),
+            &crate::platform::acl::developer_dir_sddl(&self.owner.sid),
         )
         .map_err(|e| with_path(&self.path(), e))?;
         let (_, failed) = remove_key_files(&self.root, Some(&dir));
@@ -232,7 +232,7 @@ fn with_path(path: &Path, e: io::Error) -> io::Error {
 /// (another user's tree, or root's) decide whose key file root writes.
 #[cfg(unix)]
 fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
-    match crate::userdir::UserDir::open_or_parent(claude_config_dir) {
+    match crate::platform::userdir::UserDir::open_or_parent(claude_config_dir) {
         Ok(Some(dir)) => {
             let (uid, gid) = dir.owner();
             Ok(Owner { uid, gid })
@@ -257,8 +257,8 @@ fn developer(claude_config_dir: &Path) -> io::Result<Owner> {
             )
         })?
     };
-    let sid = crate::acl::owner_sid(owned).map_err(|e| with_path(owned, e))?;
-    if !crate::acl::is_personal_sid(&sid) {
+    let sid = crate::platform::acl::owner_sid(owned).map_err(|e| with_path(owned, e))?;
+    if !crate::platform::acl::is_personal_sid(&sid) {
         return Err(with_path(
             owned,
             io::Error::new(
@@ -287,7 +287,7 @@ fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u3
 /// first, so an unchanged tree costs two reads). The key file inherits the directory's.
 #[cfg(not(unix))]
 fn prepare_dirs(root: &Path, dir: &Path, owner: &Owner) -> io::Result<Option<(u32, u32)>> {
-    use crate::acl;
+    use crate::platform::acl;
     ensure_real_dir(root)?;
     acl::keep_private(root, &acl::private_dir_sddl()).map_err(|e| with_path(root, e))?;
     ensure_real_dir(dir)?;

@@ -12,13 +12,13 @@
 //! Something already absent is neither "removed" nor "failed". The API key goes first (the
 //! developer's key files under `<state-dir>-keys`, then the state directory's copy): it is what
 //! a running Claude Code session uses next. `.credentials.json` is removed relative to the
-//! Claude directory opened without following a symlink ([`crate::userdir`]), and only when it
-//! is the developer's (or root's): a symlinked `~/.claude` is reported, not followed.
+//! Claude directory opened without following a symlink ([`crate::platform::userdir`]), and only
+//! when it is the developer's (or root's): a symlinked `~/.claude` is reported, not followed.
 
 use std::path::{Path, PathBuf};
 
-use crate::keyfile;
-use crate::messages::WipeRecord;
+use crate::credentials::keyfile;
+use crate::link::messages::WipeRecord;
 use crate::state::{self, StateDir, API_KEY_FILE, CA_FILE, DEVICE_FILE, POLICY_FILE};
 
 /// Claude Code's `/login` credentials file inside its config directory.
@@ -99,7 +99,7 @@ fn remove_state_file(state: &StateDir, name: &str, record: &mut WipeRecord) {
 #[cfg(unix)]
 fn remove_credentials(claude_config_dir: &Path, record: &mut WipeRecord) {
     let path = claude_config_dir.join(CREDENTIALS_FILE);
-    let result = crate::userdir::UserDir::open(claude_config_dir)
+    let result = crate::platform::userdir::UserDir::open(claude_config_dir)
         .and_then(|dir| dir.map_or(Ok(false), |d| d.remove_file(CREDENTIALS_FILE)));
     match result {
         Ok(true) => record.removed.push(path.display().to_string()),

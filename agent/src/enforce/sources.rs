@@ -21,7 +21,7 @@
 
 use std::path::Path;
 
-use crate::messages::Warning;
+use crate::link::messages::Warning;
 use palisade_policy::Policy;
 use palisade_policy::TargetOs;
 
@@ -169,7 +169,7 @@ const REMOTE_SETTINGS_LIMIT: u64 = 1 << 20;
 /// root-only file must not be parsed and its keys sent to the control plane.
 #[cfg(unix)]
 fn read_remote_settings(claude_config_dir: &Path) -> Option<Vec<u8>> {
-    match crate::userdir::UserDir::open(claude_config_dir) {
+    match crate::platform::userdir::UserDir::open(claude_config_dir) {
         Ok(Some(dir)) => dir.read_file(REMOTE_SETTINGS_FILE, REMOTE_SETTINGS_LIMIT),
         Ok(None) => None,
         Err(e) => {

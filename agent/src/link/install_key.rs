@@ -32,7 +32,7 @@ pub fn load_or_create(state: &StateDir) -> Result<String, StateError> {
     rand::rng().fill_bytes(&mut bytes);
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     state.ensure()?;
-    crate::atomic::write_if_changed(&path, key.as_bytes(), FILE_MODE).map_err(io_err)?;
+    crate::enforce::atomic::write_if_changed(&path, key.as_bytes(), FILE_MODE).map_err(io_err)?;
     Ok(key)
 }
 

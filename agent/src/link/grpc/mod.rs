@@ -22,7 +22,7 @@ use tonic::codegen::http::Uri;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::messages::{AgentEvent, OfflineRule, ServerEvent, Snapshot};
+use crate::link::messages::{AgentEvent, OfflineRule, ServerEvent, Snapshot};
 use palisade_policy::{Policy, PolicyErrors, SCHEMA_VERSION};
 use serde_json::{json, Value};
 
@@ -503,7 +503,7 @@ impl PolicyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{TamperKind, TamperRecord, Warning, WipeRecord};
+    use crate::link::messages::{TamperKind, TamperRecord, Warning, WipeRecord};
 
     /// A schema-1 policy, as an older control plane sends it.
     fn pb_policy() -> pb::Policy {

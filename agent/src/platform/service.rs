@@ -183,7 +183,7 @@ mod windows {
             .to_owned();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // A new directory inherits ProgramData's list, which lets Users read: restricted too.
-        crate::acl::keep_private(&dir, &crate::acl::private_dir_sddl())
+        crate::platform::acl::keep_private(&dir, &crate::platform::acl::private_dir_sddl())
             .with_context(|| format!("restricting {}", dir.display()))?;
         if std::fs::metadata(&file).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
             let _ = std::fs::rename(&file, file.with_extension("log.1"));
