@@ -240,7 +240,7 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
         .wait_for("wipe", |w| {
             !w.state().join("api-key").exists()
                 && !w.claude().join(".credentials.json").exists()
-                && w.deny_rules().iter().any(|r| r == "Bash")
+                && w.deny_rules().iter().any(|r| r == "*")
         })
         .await?;
     let key = online.api_key().await?;
@@ -250,7 +250,9 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
         "api-key prints nothing after the wipe"
     );
     let lock = online.deny_rules();
-    for tool in ["Bash", "Edit", "Read", "WebFetch"] {
+    // The lockdown denies every tool (`*`) and every MCP tool; the real client then offers
+    // none (tests/tests/claude_code_policy.rs).
+    for tool in ["*", "mcp__*"] {
         assert!(
             lock.iter().any(|r| r == tool),
             "lockdown denies {tool}: {lock:?}"
@@ -263,7 +265,7 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
         .wait_for("offline device wiped at reconnection", |w| {
             !w.state().join("api-key").exists()
                 && !w.claude().join(".credentials.json").exists()
-                && w.deny_rules().iter().any(|r| r == "Bash")
+                && w.deny_rules().iter().any(|r| r == "*")
         })
         .await?;
     assert!(!offline.api_key().await?.status.success());
@@ -617,7 +619,7 @@ async fn replicas_share_one_database(backend: Backend) -> Result<()> {
         .await?
         .expect(200)?;
     w.wait_for("the wipe via replica B", |w| {
-        !w.state().join("device.json").exists() && w.deny_rules().iter().any(|r| r == "Bash")
+        !w.state().join("device.json").exists() && w.deny_rules().iter().any(|r| r == "*")
     })
     .await?;
     let audit = a
