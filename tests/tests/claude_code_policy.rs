@@ -413,3 +413,62 @@ async fn what_the_cli_renders_the_client_enforces() -> Result<()> {
     );
     Ok(())
 }
+
+/// `policy check --file F --render` renders a policy file with no user at all (what an admin
+/// checks before rolling it out): every level's file loads in the real client without a
+/// dropped entry, and a file with an invalid entry is refused with its key and index.
+#[tokio::test]
+async fn policy_files_render_without_a_user() -> Result<()> {
+    let Some(cc) = ClaudeCode::find_or_skip()? else {
+        return Ok(());
+    };
+    let files = tempfile::tempdir()?;
+    for level in ["minimal", "moderate", "strict", "paranoid"] {
+        let file = files.path().join(format!("{level}.toml"));
+        std::fs::write(
+            &file,
+            format!("security_level = \"{level}\"\n[files]\ndeny_read = [\"~/.ssh\"]\n[models]\navailable = [\"sonnet\", \"haiku\"]\n"),
+        )?;
+        let out = palisade_tests::run_cli(&[
+            "policy",
+            "check",
+            "--file",
+            &file.display().to_string(),
+            "--render",
+        ])
+        .await?;
+        ensure!(
+            out.status.success(),
+            "{}",
+            palisade_tests::describe_output(&["policy", "check"], &out)
+        );
+        let settings: Value = serde_json::from_slice(&out.stdout).context("the render is JSON")?;
+        let dir = SettingsDir::with_drop_in(&settings)?;
+        let doctor = cc.doctor(dir.path()).await?;
+        ensure!(
+            doctor.invalid.is_empty(),
+            "{level}: doctor reports {:?}",
+            doctor.invalid
+        );
+    }
+    let bad = files.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"permissions": {"deny": ["Bash", "Write(/etc/**)"]}, "models": {"available": ["Sonnet"]}}"#,
+    )?;
+    let out = palisade_tests::run_cli(&[
+        "policy",
+        "check",
+        "--file",
+        &bad.display().to_string(),
+        "--render",
+    ])
+    .await?;
+    ensure!(!out.status.success(), "an invalid policy is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        err.contains("permissions.deny[1]") && err.contains("models.available[0]"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -77,13 +77,23 @@ pub enum PolicyCommand {
         #[arg(long, requires = "render")]
         api_key_helper: Option<String>,
     },
-    /// Check a policy file without storing it; prints it in the canonical version-2 form.
+    /// Check a policy file without storing it; prints it in the canonical version-2 form, or
+    /// with --render the drop-in a person holding only this policy would get.
     Check {
         #[arg(long)]
         file: PathBuf,
         /// Check it as a group's policy (org-only keys are refused).
         #[arg(long)]
         group: bool,
+        /// Print the Claude Code drop-in file it renders to (its level's bundle included).
+        #[arg(long)]
+        render: bool,
+        /// With --render: the laptop's platform (linux, macos, windows).
+        #[arg(long, default_value = "linux", requires = "render")]
+        os: String,
+        /// With --render: an apiKeyHelper command to include.
+        #[arg(long, requires = "render")]
+        api_key_helper: Option<String>,
     },
     /// List every policy key: its kind, merge rule and the Claude Code settings it renders.
     Keys {
@@ -296,10 +306,29 @@ pub async fn policy(
                 users.len()
             );
         }
-        PolicyCommand::Check { file, group } => {
+        PolicyCommand::Check {
+            file,
+            group,
+            render,
+            os,
+            api_key_helper,
+        } => {
             let scope = if group { Scope::Group } else { Scope::Org };
             let policy = read_policy_file(&file, scope)?;
-            print!("{}", policy.to_pretty_json());
+            if render {
+                let os = TargetOs::parse(&os)
+                    .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
+                let opts = RenderOptions {
+                    api_key_helper,
+                    os,
+                    ..RenderOptions::default()
+                };
+                let merged = palisade_policy::effective(&policy, &[]);
+                use std::io::Write;
+                std::io::stdout().write_all(&render_bytes(&merged, &opts))?;
+            } else {
+                print!("{}", policy.to_pretty_json());
+            }
         }
         PolicyCommand::Keys { json } => print_keys(json)?,
         PolicyCommand::Show {
