@@ -7,8 +7,8 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::enrollment::EnrollRefusal;
 use super::enrollment::{clip, DEVICE_CREDENTIAL_PREFIX};
+use super::enrollment::{token_check, EnrollRefusal, EnrollTokenCheck, ENROLL_TOKEN_QUERY};
 use super::secrets::{mint_secret, pick_credential, sha256_hex, shown_prefix};
 use super::{audit, new_id, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, to_rfc3339, Actor, Device, DeviceAuth, EnrollToken, Micros};
@@ -54,41 +54,6 @@ fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
             .try_get::<Option<String>, _>("enroll_method")?
             .unwrap_or_default(),
     })
-}
-
-/// An enrollment token that checked out: which organisation it enrolls into.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrollTokenCheck {
-    pub token_id: String,
-    pub org_id: String,
-    pub org_slug: String,
-}
-
-pub(crate) const ENROLL_TOKEN_QUERY: &str =
-    "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t \
-     JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1";
-
-/// The verdict on a row of [`ENROLL_TOKEN_QUERY`] (`None`: no such token) at `now`.
-pub(crate) fn token_check(
-    row: Option<&AnyRow>,
-    now: Micros,
-) -> StoreResult<Result<EnrollTokenCheck, EnrollRefusal>> {
-    let Some(token) = row else {
-        return Ok(Err(EnrollRefusal::InvalidToken));
-    };
-    let revoked: Option<i64> = token.try_get("revoked_at")?;
-    if revoked.is_some() {
-        return Ok(Err(EnrollRefusal::InvalidToken));
-    }
-    let expires: Option<i64> = token.try_get("expires_at")?;
-    if expires.is_some_and(|e| e <= now) {
-        return Ok(Err(EnrollRefusal::ExpiredToken));
-    }
-    Ok(Ok(EnrollTokenCheck {
-        token_id: token.try_get("id")?,
-        org_id: token.try_get("org_id")?,
-        org_slug: token.try_get("slug")?,
-    }))
 }
 
 impl Store {

@@ -6,11 +6,12 @@
 
 use crate::domain::AuditAction;
 use serde_json::json;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::secrets::{mint_secret, sha256_hex};
 use super::{audit, new_id, Store, StoreResult};
-use crate::domain::{now_micros, Actor, DeviceInfo, EnrollMethod, Enrollment};
+use crate::domain::{now_micros, Actor, DeviceInfo, EnrollMethod, Enrollment, Micros};
 
 /// Every device credential starts with this.
 pub const DEVICE_CREDENTIAL_PREFIX: &str = "pal_dev_";
@@ -48,6 +49,41 @@ pub struct EnrollContext<'a> {
 /// Caps free-text fields an agent sends, so a misbehaving client cannot bloat the store.
 pub(crate) fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// An enrollment token that checked out: which organisation it enrolls into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollTokenCheck {
+    pub token_id: String,
+    pub org_id: String,
+    pub org_slug: String,
+}
+
+pub(crate) const ENROLL_TOKEN_QUERY: &str =
+    "SELECT t.id, t.org_id, t.expires_at, t.revoked_at, o.slug FROM enroll_tokens t \
+     JOIN orgs o ON o.id = t.org_id WHERE t.secret_sha256 = $1";
+
+/// The verdict on a row of [`ENROLL_TOKEN_QUERY`] (`None`: no such token) at `now`.
+pub(crate) fn token_check(
+    row: Option<&AnyRow>,
+    now: Micros,
+) -> StoreResult<Result<EnrollTokenCheck, EnrollRefusal>> {
+    let Some(token) = row else {
+        return Ok(Err(EnrollRefusal::InvalidToken));
+    };
+    let revoked: Option<i64> = token.try_get("revoked_at")?;
+    if revoked.is_some() {
+        return Ok(Err(EnrollRefusal::InvalidToken));
+    }
+    let expires: Option<i64> = token.try_get("expires_at")?;
+    if expires.is_some_and(|e| e <= now) {
+        return Ok(Err(EnrollRefusal::ExpiredToken));
+    }
+    Ok(Ok(EnrollTokenCheck {
+        token_id: token.try_get("id")?,
+        org_id: token.try_get("org_id")?,
+        org_slug: token.try_get("slug")?,
+    }))
 }
 
 /// The hash stored for an installation key (empty when the agent sent none).
@@ -338,15 +374,15 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         // Checked again inside the transaction: it may have been revoked meanwhile.
-        let row = sqlx::query(super::devices::ENROLL_TOKEN_QUERY)
+        let row = sqlx::query(ENROLL_TOKEN_QUERY)
             .bind(sha256_hex(enroll_token))
             .fetch_optional(&mut *tx)
             .await?;
-        let super::devices::EnrollTokenCheck {
+        let EnrollTokenCheck {
             token_id,
             org_id,
             org_slug,
-        } = match super::devices::token_check(row.as_ref(), now_micros())? {
+        } = match token_check(row.as_ref(), now_micros())? {
             Ok(t) => t,
             Err(refusal) => return Ok(Err(refusal)),
         };

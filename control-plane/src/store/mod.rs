@@ -19,10 +19,10 @@ mod users;
 pub use audit::AuditEvent;
 pub use changes::{ChangeListener, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{
-    DeviceReport, DeviceStanding, EnrollTokenCheck, ReportTally,
-    DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS, ENROLL_TOKEN_PREFIX, REPORT_COALESCE_WINDOW_MICROS,
+    DeviceReport, DeviceStanding, ReportTally, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS,
+    ENROLL_TOKEN_PREFIX, REPORT_COALESCE_WINDOW_MICROS,
 };
-pub use enrollment::{EnrollContext, EnrollRefusal, DEVICE_CREDENTIAL_PREFIX};
+pub use enrollment::{EnrollContext, EnrollRefusal, EnrollTokenCheck, DEVICE_CREDENTIAL_PREFIX};
 pub use grants::{
     normalise_user_code, PollOutcome, StartedGrant, DEVICE_CODE_PREFIX, GRANT_LIFETIME_MICROS,
     POLL_INTERVAL_SECONDS,
