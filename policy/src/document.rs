@@ -231,25 +231,25 @@ impl Policy {
                 )));
             }
         }
-        Policy::from_value(&document).map(|loaded| loaded.policy).map_err(|errors| {
-            let unknown: Vec<PolicyError> = errors
-                .into_iter()
-                .map(|e| match e {
-                    PolicyError::Key { key, index, message } if message.starts_with("unknown key") => {
-                        PolicyError::Key {
-                            key,
-                            index,
-                            message: format!("{message}; this agent (policy schema {SCHEMA_VERSION}) may be older than the control plane: upgrade palisade-agent"),
-                        }
-                    }
+        Policy::from_value(&document)
+            .map(|loaded| loaded.policy)
+            .map_err(|errors| {
+                errors.map(|e| match e {
+                    PolicyError::Key {
+                        key,
+                        index,
+                        message,
+                    } if message.starts_with("unknown key") => PolicyError::Key {
+                        key,
+                        index,
+                        message: format!(
+                            "{message}; this agent (policy schema {SCHEMA_VERSION}) may be \
+                                 older than the control plane: upgrade palisade-agent"
+                        ),
+                    },
                     other => other,
                 })
-                .collect();
-            match PolicyErrors::check(unknown) {
-                Err(e) => e,
-                Ok(()) => PolicyErrors::one(PolicyError::key("(policy)", None, "invalid")),
-            }
-        })
+            })
     }
 
     /// Refuses the keys `scope` may not set (a group setting an org-only key).

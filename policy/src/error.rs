@@ -158,6 +158,11 @@ impl PolicyErrors {
         PolicyErrors(vec![error])
     }
 
+    /// The same errors, each passed through `f`, in the same order.
+    pub fn map(self, f: impl FnMut(PolicyError) -> PolicyError) -> PolicyErrors {
+        PolicyErrors(self.0.into_iter().map(f).collect())
+    }
+
     /// The errors: syntax, then by key (table order), then index.
     pub fn errors(&self) -> &[PolicyError] {
         &self.0

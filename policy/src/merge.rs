@@ -72,8 +72,12 @@ pub fn effective(defaults: &Policy, groups: &[GroupPolicy<'_>]) -> Policy {
 /// [`effective`], with where each key comes from.
 pub fn explain(defaults: &Policy, groups: &[GroupPolicy<'_>]) -> Explanation {
     let mut sorted: Vec<&GroupPolicy<'_>> = groups.iter().collect();
+    // By name; the canonical text only breaks a tie of names (rare), so it is not computed
+    // for every comparison.
     sorted.sort_by(|a, b| {
-        (a.group, a.policy.canonical_json()).cmp(&(b.group, b.policy.canonical_json()))
+        a.group
+            .cmp(b.group)
+            .then_with(|| a.policy.canonical_json().cmp(&b.policy.canonical_json()))
     });
     let mut layers: Vec<(Source, &Policy)> = vec![(Source::Org, defaults)];
     layers.extend(

@@ -107,15 +107,6 @@ async fn each_level_and_the_lockdown_as_the_agent_writes_them() -> Result<()> {
     let files = tempfile::tempdir()?;
     let uid = create_user(&cp, "dev@example.com").await?;
     set_org_api_key(&cp, ORG_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--trust-mdm-identity",
-        "true",
-    ])
-    .await?;
     let mut ws = Workstation::new()?;
     ws.enroll_ok(&cp, "dev@example.com").await?;
     ws.start()?;
@@ -269,15 +260,6 @@ async fn the_cli_preview_is_the_agent_file() -> Result<()> {
     let files = tempfile::tempdir()?;
     create_user(&cp, "preview@example.com").await?;
     set_org_api_key(&cp, ORG_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--trust-mdm-identity",
-        "true",
-    ])
-    .await?;
     set_default_policy(
         &cp,
         files.path(),

@@ -316,16 +316,9 @@ pub async fn policy(
             let scope = if group { Scope::Group } else { Scope::Org };
             let policy = read_policy_file(&file, scope)?;
             if render {
-                let os = TargetOs::parse(&os)
-                    .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
-                let opts = RenderOptions {
-                    api_key_helper,
-                    os,
-                    ..RenderOptions::default()
-                };
+                // The level's bundle is added by the merge, as for a person.
                 let merged = palisade_policy::effective(&policy, &[]);
-                use std::io::Write;
-                std::io::stdout().write_all(&render_bytes(&merged, &opts))?;
+                print_render(&merged, &os, |_| api_key_helper)?;
             } else {
                 print!("{}", policy.to_pretty_json());
             }
@@ -350,25 +343,13 @@ pub async fn policy(
                 .await?
                 .ok_or_else(|| anyhow!("no user {user:?}"))?;
             let computed = compute(&inputs).map_err(|e| anyhow!("{e}"))?;
-            let stored = store.stored_user_policy(&u.id).await?;
             if render {
-                let os = TargetOs::parse(&os)
-                    .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
-                let helper = api_key_helper.or_else(|| {
-                    computed
-                        .api_key_ref
-                        .as_ref()
-                        .map(|_| packaged_helper(os).to_owned())
+                let has_key = computed.api_key_ref.is_some();
+                return print_render(&computed.policy, &os, |os| {
+                    api_key_helper.or_else(|| has_key.then(|| packaged_helper(os).to_owned()))
                 });
-                let opts = RenderOptions {
-                    api_key_helper: helper,
-                    os,
-                    ..RenderOptions::default()
-                };
-                use std::io::Write;
-                std::io::stdout().write_all(&render_bytes(&computed.policy, &opts))?;
-                return Ok(());
             }
+            let stored = store.stored_user_policy(&u.id).await?;
             let roles = crate::roles::effective_roles(
                 inputs
                     .primary_role
@@ -440,6 +421,25 @@ pub async fn policy(
             }
         }
     }
+    Ok(())
+}
+
+/// Prints the drop-in `policy` renders to on the platform named `os`, with the `apiKeyHelper`
+/// that `helper` chooses for that platform.
+fn print_render(
+    policy: &Policy,
+    os: &str,
+    helper: impl FnOnce(TargetOs) -> Option<String>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let os = TargetOs::parse(os)
+        .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
+    let opts = RenderOptions {
+        api_key_helper: helper(os),
+        os,
+        ..RenderOptions::default()
+    };
+    std::io::stdout().write_all(&render_bytes(policy, &opts))?;
     Ok(())
 }
 

@@ -113,7 +113,7 @@ impl Settings {
 pub fn render(policy: &Policy, opts: &RenderOptions) -> Value {
     let mut s = Settings::default();
     permissions(policy, &mut s);
-    paths::files(policy, opts.os, &mut s.deny, &mut s.root);
+    paths::files(policy, opts.os, &mut s);
     network(policy, &mut s);
     sandbox(policy, &mut s);
     mcp_servers(policy, &mut s);

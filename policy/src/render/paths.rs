@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::Settings;
 use crate::document::Policy;
 use crate::rules::path::{PathSpec, PathUse, TargetOs};
 
@@ -27,63 +28,44 @@ fn specs(policy: &Policy, key: &str, usage: PathUse) -> Vec<PathSpec> {
 }
 
 /// Adds the rules and sandbox paths of the path keys that apply to `os`.
-pub(super) fn files(
-    policy: &Policy,
-    os: TargetOs,
-    deny: &mut BTreeSet<String>,
-    root: &mut Map<String, Value>,
-) {
-    let mut deny_read = BTreeSet::new();
-    let mut deny_write = BTreeSet::new();
-    for spec in specs(policy, "files.deny_read", PathUse::Deny)
-        .into_iter()
-        .filter(|p| p.applies_to(os))
-    {
-        if spec.is_root() {
-            // Reading anything: Glob and Grep read files too.
-            deny.extend(["Read", "Glob", "Grep"].map(str::to_owned));
+pub(super) fn files(policy: &Policy, os: TargetOs, s: &mut Settings) {
+    // (key, permission tool, bare tools denied for a root, sandbox list)
+    let kinds = [
+        (
+            "files.deny_read",
+            "Read",
+            ["Read", "Glob", "Grep"],
+            "sandbox.filesystem.denyRead",
+        ),
+        // An Edit deny does not stop the Write tool (#84697): a root denies each writer.
+        (
+            "files.deny_write",
+            "Edit",
+            ["Edit", "Write", "NotebookEdit"],
+            "sandbox.filesystem.denyWrite",
+        ),
+    ];
+    for (key, tool, root_tools, sandbox_key) in kinds {
+        let mut sandbox = BTreeSet::new();
+        for spec in specs(policy, key, PathUse::Deny)
+            .into_iter()
+            .filter(|p| p.applies_to(os))
+        {
+            if spec.is_root() {
+                s.deny.extend(root_tools.map(str::to_owned));
+            }
+            s.deny.extend(
+                spec.rule_specifiers()
+                    .into_iter()
+                    .map(|p| format!("{tool}({p})")),
+            );
+            sandbox.extend(spec.sandbox_path());
         }
-        deny.extend(
-            spec.rule_specifiers()
-                .into_iter()
-                .map(|p| format!("Read({p})")),
-        );
-        deny_read.extend(spec.sandbox_path());
-    }
-    for spec in specs(policy, "files.deny_write", PathUse::Deny)
-        .into_iter()
-        .filter(|p| p.applies_to(os))
-    {
-        if spec.is_root() {
-            // An Edit deny does not stop the Write tool (#84697): deny each writer.
-            deny.extend(["Edit", "Write", "NotebookEdit"].map(str::to_owned));
-        }
-        deny.extend(
-            spec.rule_specifiers()
-                .into_iter()
-                .map(|p| format!("Edit({p})")),
-        );
-        deny_write.extend(spec.sandbox_path());
-    }
-    let mut filesystem = Map::new();
-    if !deny_read.is_empty() {
-        filesystem.insert(
-            "denyRead".to_owned(),
-            Value::Array(deny_read.into_iter().map(Value::String).collect()),
-        );
-    }
-    if !deny_write.is_empty() {
-        filesystem.insert(
-            "denyWrite".to_owned(),
-            Value::Array(deny_write.into_iter().map(Value::String).collect()),
-        );
-    }
-    if !filesystem.is_empty() {
-        let sandbox = root
-            .entry("sandbox".to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(sandbox) = sandbox {
-            sandbox.insert("filesystem".to_owned(), Value::Object(filesystem));
+        if !sandbox.is_empty() {
+            s.set(
+                sandbox_key,
+                Value::Array(sandbox.into_iter().map(Value::String).collect()),
+            );
         }
     }
     if policy.get("permissions.additional_directories").is_some() {
@@ -96,12 +78,7 @@ pub(super) fn files(
         .filter(|p| p.applies_to(os))
         .map(|p| Value::String(p.canonical()))
         .collect();
-        let permissions = root
-            .entry("permissions".to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(permissions) = permissions {
-            permissions.insert("additionalDirectories".to_owned(), Value::Array(dirs));
-        }
+        s.set("permissions.additionalDirectories", Value::Array(dirs));
     }
 }
 

@@ -74,20 +74,7 @@ pub fn matcher(value: &Value) -> Result<Value, String> {
             Ok(json!({ "command": out }))
         }
         ("url", Value::String(url)) => {
-            plain_text("URL", url, 2048)?;
-            let rest = url
-                .strip_prefix("https://")
-                .or_else(|| url.strip_prefix("http://"))
-                .ok_or_else(|| {
-                    format!(
-                        "{}: a server URL starts with https:// or http://",
-                        quote(url)
-                    )
-                })?;
-            if rest.is_empty() || rest.contains(char::is_whitespace) {
-                return Err(format!("{}: not a URL pattern", quote(url)));
-            }
-            Ok(json!({ "url": url }))
+            super::names::url_pattern(url).map(|url| json!({ "url": url }))
         }
         ("name" | "url", _) => Err(format!("{key}: expected a string")),
         ("command", _) => Err("command: expected a list of strings".to_owned()),
