@@ -182,7 +182,7 @@ pub async fn serve(
     };
 
     let distributor = Distributor::new(store.clone(), config.secrets_key.clone());
-    tokio::spawn(distributor.clone().run_events());
+    tokio::spawn(distributor.clone().run_input_changes(stop_rx.clone()));
     tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
 
     let lim = config.grpc_limits;

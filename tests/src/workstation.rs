@@ -198,16 +198,25 @@ pub fn secrets_key_file() -> Result<String> {
 
 /// Stores the organisation's API key with `api-key set` (read from standard input).
 pub async fn set_org_api_key(cp: &ControlPlane, key: &str) -> Result<()> {
+    set_api_key(cp, None, key).await
+}
+
+/// Stores the API key of the organisation (`group` None) or of a group with `api-key set`.
+pub async fn set_api_key(cp: &ControlPlane, group: Option<&str>, key: &str) -> Result<()> {
     use tokio::io::AsyncWriteExt;
+    let mut args = vec![
+        "api-key",
+        "set",
+        "--org",
+        "default",
+        "--database-url",
+        &cp.db.url,
+    ];
+    if let Some(g) = group {
+        args.extend(["--group", g]);
+    }
     let mut child = Command::new(crate::binary_path())
-        .args([
-            "api-key",
-            "set",
-            "--org",
-            "default",
-            "--database-url",
-            &cp.db.url,
-        ])
+        .args(&args)
         .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

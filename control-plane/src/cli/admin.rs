@@ -1,6 +1,7 @@
 //! Policy administration from the command line: policies, role mappings, enrollment tokens,
-//! API keys and organisation rules. Each change is stored, then the affected users are
-//! recomputed here; a running control plane picks the new versions up and pushes them.
+//! API keys and organisation rules. Each change is stored with its change record in one
+//! transaction; the running control plane (or the next to start) recomputes the people it
+//! touches and pushes their new versions — nothing is recomputed here.
 
 use crate::domain::AuditAction;
 use std::io::Read;
@@ -11,7 +12,7 @@ use clap::Subcommand;
 
 use super::find_org;
 use crate::crypto::SecretsKey;
-use crate::distribution::{compute, overrides, Distributor};
+use crate::distribution::{compute, overrides};
 use crate::domain::{to_rfc3339, Actor, Micros};
 use crate::roles::Role;
 use crate::store::{OfflineRule, Store, StoreError};
@@ -262,11 +263,7 @@ async fn require_group(
         .ok_or_else(|| anyhow!("no group {name:?} in organisation {slug:?} (groups are provisioned by the IdP over SCIM)"))
 }
 
-pub async fn policy(
-    store: &Store,
-    secrets: Option<SecretsKey>,
-    cmd: PolicyCommand,
-) -> anyhow::Result<()> {
+pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::SetDefault { org, file } => {
             let policy = read_policy_file(&file, Scope::Org)?;
@@ -282,12 +279,9 @@ pub async fn policy(
                 )
                 .await?;
             let users = store.org_user_ids(&o.id).await?;
-            let changed = Distributor::new(store.clone(), secrets.clone())
-                .recompute_users(&users)
-                .await;
             println!(
-                "default policy of {org} set; {changed} of {} users recomputed",
-                users.len()
+                "default policy of {org} set{}",
+                delivery_note(store, &users).await?
             );
         }
         PolicyCommand::SetGroup { org, group, file } => {
@@ -298,12 +292,9 @@ pub async fn policy(
                 .set_group_policy(&o.id, &g.id, Some(&policy.to_value()), &Actor::operator())
                 .await?;
             let users = store.group_member_ids(&g.id).await?;
-            let changed = Distributor::new(store.clone(), secrets.clone())
-                .recompute_users(&users)
-                .await;
             println!(
-                "policy of group {group:?} set; {changed} of {} members recomputed",
-                users.len()
+                "policy of group {group:?} set{}",
+                delivery_note(store, &users).await?
             );
         }
         PolicyCommand::Check {
@@ -350,6 +341,14 @@ pub async fn policy(
                 });
             }
             let stored = store.stored_user_policy(&u.id).await?;
+            // The stored version lags what the inputs say until a control plane applies the
+            // recorded change (at once when one runs).
+            let pending = inputs.active
+                && stored.as_ref().is_some_and(|s| {
+                    s.policy_sha256 != computed.sha256
+                        || s.api_key_ref != computed.api_key_ref
+                        || s.delivery != computed.delivery
+                });
             let roles = crate::roles::effective_roles(
                 inputs
                     .primary_role
@@ -380,6 +379,7 @@ pub async fn policy(
                     "policy": computed.policy.to_value(),
                     "sha256": computed.sha256,
                     "version": stored.as_ref().map(|s| s.version),
+                    "pending": pending,
                     "api_key": computed.api_key_ref.as_ref().map(|r| if r.starts_with('#') { "organisation" } else { "group" }),
                 });
                 if want_explain {
@@ -407,11 +407,16 @@ pub async fn policy(
                         .join(", ")
                 );
                 println!(
-                    "version: {}",
+                    "version: {}{}",
                     stored
                         .as_ref()
                         .map(|s| s.version.to_string())
-                        .unwrap_or_else(|| "none yet".to_string())
+                        .unwrap_or_else(|| "none yet".to_string()),
+                    if pending {
+                        " (a newer policy is pending: the control plane stores and delivers it)"
+                    } else {
+                        ""
+                    }
                 );
                 if want_explain {
                     print!("{explanation}");
@@ -586,17 +591,25 @@ pub async fn api_key(
             &Actor::operator(),
         )
         .await?;
-    let d = Distributor::new(store.clone(), Some(key));
-    let changed = d
-        .recompute_users(&store.users_with_policies(&users).await?)
-        .await;
     println!(
-        "API key stored for {}; {changed} users' policies recomputed",
+        "API key stored for {}{}",
         group
             .map(|g| format!("group {g:?}"))
-            .unwrap_or_else(|| format!("organisation {org}"))
+            .unwrap_or_else(|| format!("organisation {org}")),
+        delivery_note(store, &users).await?
     );
     Ok(())
+}
+
+/// What happens next to a change of `users`' policy inputs: the change is recorded with the
+/// write, and the running control plane (or the next one to start) delivers it.
+async fn delivery_note(store: &Store, users: &[String]) -> anyhow::Result<String> {
+    let enrolled = store.users_with_policies(users).await?.len();
+    Ok(format!(
+        "; {enrolled} of {} people have enrolled devices: the control plane delivers the change \
+         to those online now and to the others when they next connect",
+        users.len()
+    ))
 }
 
 pub async fn audit(store: &Store, args: AuditArgs) -> anyhow::Result<()> {

@@ -264,7 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Policy(cmd) => admin::policy(&open(&url).await?, secrets, cmd).await,
+        Command::Policy(cmd) => admin::policy(&open(&url).await?, cmd).await,
         Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
         Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
         Command::Audit(args) => admin::audit(&open(&url).await?, args).await,

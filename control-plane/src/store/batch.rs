@@ -7,9 +7,9 @@
 use crate::domain::AuditAction;
 use serde_json::json;
 use sqlx::AnyPool;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{audit, begin_write, Backend, StoreError, StoreEvent, StoreResult};
+use super::{audit, begin_write, Backend, StoreError, StoreResult};
 use crate::domain::{Actor, User};
 
 /// Largest number of creates committed together.
@@ -26,22 +26,14 @@ pub(crate) struct CreateJob {
 }
 
 /// Starts the batching writer; it stops when every sender is dropped.
-pub(crate) fn spawn_create_writer(
-    write: AnyPool,
-    backend: Backend,
-    events: broadcast::Sender<StoreEvent>,
-) -> mpsc::Sender<CreateJob> {
+/// A new user has no device and so no policy to recompute: creates record no change.
+pub(crate) fn spawn_create_writer(write: AnyPool, backend: Backend) -> mpsc::Sender<CreateJob> {
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(run(write, backend, events, rx));
+    tokio::spawn(run(write, backend, rx));
     tx
 }
 
-async fn run(
-    write: AnyPool,
-    backend: Backend,
-    events: broadcast::Sender<StoreEvent>,
-    mut rx: mpsc::Receiver<CreateJob>,
-) {
+async fn run(write: AnyPool, backend: Backend, mut rx: mpsc::Receiver<CreateJob>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -54,10 +46,6 @@ async fn run(
             Ok(inserted) => {
                 for (job, ok) in jobs.into_iter().zip(inserted) {
                     let result = if ok {
-                        let _ = events.send(StoreEvent::UsersTouched {
-                            org_id: job.org_id.clone(),
-                            user_ids: vec![job.user.id.clone()],
-                        });
                         Ok(job.user)
                     } else {
                         Err(StoreError::Conflict(format!(

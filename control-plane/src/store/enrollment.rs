@@ -434,6 +434,8 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                // A re-enrollment as another person revoked the previous device.
+                self.committed_change();
                 Ok(Ok(enrollment))
             }
             Err(refusal) => {

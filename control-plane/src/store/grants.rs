@@ -433,6 +433,7 @@ impl Store {
         match outcome {
             Ok(o) => {
                 tx.commit().await?;
+                self.committed_change();
                 Ok(o)
             }
             Err(refusal) => {
@@ -529,6 +530,8 @@ impl Store {
         match outcome {
             Ok(_) => {
                 tx.commit().await?;
+                // The verification is a new version of the person's policy (it carries the key).
+                self.committed_change();
                 Ok(Ok(()))
             }
             Err(refusal) => {

@@ -9,10 +9,9 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::changes::{record_input_change, InputChange};
 use super::devices::revoke_user_devices;
-use super::{
-    audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult,
-};
+use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, Actor, Group, GroupMember, GroupWrite, MembershipChange};
 
 const GROUP_COLUMNS: &str =
@@ -86,6 +85,13 @@ impl Store {
         .await
         .map_err(|e| conflict_on_unique(e, &taken(&group.display_name)))?;
         let skipped = insert_members(&mut tx, org_id, &group.id, members, now).await?;
+        let unknown: HashSet<&String> = skipped.iter().collect();
+        let added: Vec<String> = members
+            .iter()
+            .filter(|m| !unknown.contains(m))
+            .cloned()
+            .collect();
+        record_input_change(&mut tx, org_id, InputChange::Users(added)).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -97,18 +103,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        let unknown: HashSet<&String> = skipped.iter().collect();
-        let added: Vec<String> = members
-            .iter()
-            .filter(|m| !unknown.contains(m))
-            .cloned()
-            .collect();
-        if !added.is_empty() {
-            self.publish(StoreEvent::UsersTouched {
-                org_id: org_id.to_string(),
-                user_ids: added,
-            });
-        }
+        self.committed_change();
         Ok(group)
     }
 
@@ -222,6 +217,20 @@ impl Store {
         let now = now_micros();
         let mut skipped: Vec<String> = Vec::new();
         let mut tx = self.begin_write().await?;
+        // A new displayName reorders the member's groups (merge order, which group's key wins).
+        let renamed = match &write {
+            Some(w) => sqlx::query(
+                "SELECT display_name FROM scim_groups WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+            )
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("display_name"))
+            .transpose()?
+            .is_some_and(|old| old != w.display_name),
+            None => false,
+        };
         let done = match &write {
             Some(w) => {
                 sqlx::query(
@@ -334,19 +343,17 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let group = group_from_row(&row)?;
-        let deprovisioned = deprovision_groupless(&mut tx, org_id, &removed, actor).await?;
-        tx.commit().await?;
+        deprovision_groupless(&mut tx, org_id, &removed, actor).await?;
         let mut touched = added;
         touched.extend(removed);
         touched.sort();
         touched.dedup();
-        if !touched.is_empty() {
-            self.publish(StoreEvent::UsersTouched {
-                org_id: org_id.to_string(),
-                user_ids: touched,
-            });
+        record_input_change(&mut tx, org_id, InputChange::Users(touched)).await?;
+        if renamed {
+            record_input_change(&mut tx, org_id, InputChange::Group(id.to_string())).await?;
         }
-        self.publish_deprovisioned(org_id, deprovisioned);
+        tx.commit().await?;
+        self.committed_change();
         Ok(group)
     }
 
@@ -368,7 +375,8 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let deprovisioned = deprovision_groupless(&mut tx, org_id, &former_members, actor).await?;
+        deprovision_groupless(&mut tx, org_id, &former_members, actor).await?;
+        record_input_change(&mut tx, org_id, InputChange::Users(former_members)).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -380,13 +388,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        if !former_members.is_empty() {
-            self.publish(StoreEvent::UsersTouched {
-                org_id: org_id.to_string(),
-                user_ids: former_members,
-            });
-        }
-        self.publish_deprovisioned(org_id, deprovisioned);
+        self.committed_change();
         Ok(())
     }
 }
@@ -524,17 +526,4 @@ async fn deprovision_groupless(
         out.push((user_id.clone(), devices));
     }
     Ok(out)
-}
-
-impl Store {
-    fn publish_deprovisioned(&self, org_id: &str, users: Vec<(String, Vec<String>)>) {
-        for (user_id, device_ids) in users {
-            self.publish(StoreEvent::Deprovisioned {
-                org_id: org_id.to_string(),
-                user_id,
-                device_ids,
-                reason: "removed from the last synced group".to_string(),
-            });
-        }
-    }
 }

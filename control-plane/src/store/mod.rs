@@ -17,7 +17,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditEvent;
-pub use changes::{ChangeListener, RevokedDevice, CHANGE_CHANNEL};
+pub use changes::{ChangeListener, InputChange, PendingInputChange, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{
     DeviceReport, DeviceStanding, ReportTally, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS,
     ENROLL_TOKEN_PREFIX, REPORT_COALESCE_WINDOW_MICROS,
@@ -81,24 +81,6 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What changed, published after each commit to subscribers in this process (the policy
-/// distributor). Other processes learn of changes through the stored change sequence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreEvent {
-    /// These users' policy inputs may have changed (membership, activation, group policy…).
-    UsersTouched {
-        org_id: String,
-        user_ids: Vec<String>,
-    },
-    /// The user was deprovisioned in the committed transaction and these devices revoked.
-    Deprovisioned {
-        org_id: String,
-        user_id: String,
-        device_ids: Vec<String>,
-        reason: String,
-    },
-}
-
 /// A connected, migrated store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -109,7 +91,9 @@ pub struct Store {
     backend: Backend,
     /// The PostgreSQL URL, for the change-feed listener's own connection.
     postgres_url: Option<String>,
-    events: tokio::sync::broadcast::Sender<StoreEvent>,
+    /// Bumped after each commit of this process that advanced the change sequence, so that
+    /// this process's distributor looks at once instead of at its next poll.
+    committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     creates: tokio::sync::mpsc::Sender<batch::CreateJob>,
     /// Read connections unauthenticated callers (`Enroll` token checks) may use at once, so a
     /// flood of them queues here and leaves the rest of the read pool to SCIM and agents.
@@ -157,14 +141,14 @@ impl Store {
             }
         };
         MIGRATOR.run(&write).await?;
-        let (events, _) = tokio::sync::broadcast::channel(4096);
-        let creates = batch::spawn_create_writer(write.clone(), backend, events.clone());
+        let (committed, _) = tokio::sync::watch::channel(0);
+        let creates = batch::spawn_create_writer(write.clone(), backend);
         Ok(Store {
             write,
             read,
             backend,
             postgres_url: (backend == Backend::Postgres).then(|| url.clone()),
-            events,
+            committed: std::sync::Arc::new(committed),
             creates,
             unauthenticated_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
         })
@@ -190,14 +174,15 @@ impl Store {
             .map_err(|_| StoreError::Failed("the store is closing".into()))
     }
 
-    /// Subscribes to the events of this process's commits.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent> {
-        self.events.subscribe()
+    /// Watches this process's commits that advanced the change sequence (the value only counts
+    /// them; the change sequence in the store says what changed).
+    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
-    /// Publishes an event after its transaction committed (no subscriber is fine).
-    pub(crate) fn publish(&self, event: StoreEvent) {
-        let _ = self.events.send(event);
+    /// Says, after a commit that advanced the change sequence, that there is something to see.
+    pub(crate) fn committed_change(&self) {
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn backend(&self) -> Backend {

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::changes::{record_input_change, InputChange};
 use super::{audit, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, Actor, Micros};
 
@@ -42,6 +43,18 @@ pub struct OrgSettings {
     pub deprovision_without_groups: bool,
     /// A device enrolled with the MDM fleet token is trusted as its claimed person at once.
     pub trust_mdm_identity: bool,
+}
+
+impl OrgSettings {
+    /// The settings an agent receives beside its policy (the offline rule and grace): a change
+    /// makes a new version, so connected agents learn of it at once.
+    pub fn delivery(&self) -> String {
+        format!(
+            "offline={};grace={}",
+            self.offline_rule.as_str(),
+            self.offline_grace_seconds
+        )
+    }
 }
 
 impl Default for OrgSettings {
@@ -81,14 +94,14 @@ pub struct UserPolicyInputs {
     pub org_api_key_set_at: Option<Micros>,
 }
 
-/// A user's freshly computed policy, to be stored if it changed.
-#[derive(Debug, Clone, Copy)]
-pub struct ComputedPolicy<'a> {
-    pub org_id: &'a str,
-    pub user_id: &'a str,
-    pub policy: &'a Value,
-    pub policy_sha256: &'a str,
-    pub api_key_ref: Option<&'a str>,
+/// A user's freshly computed policy, to be stored if it differs from the stored one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputedPolicy {
+    pub policy: Value,
+    pub policy_sha256: String,
+    pub api_key_ref: Option<String>,
+    /// What else the agent receives with the policy ([`OrgSettings::delivery`]).
+    pub delivery: String,
 }
 
 /// The effective policy last stored for a user.
@@ -102,8 +115,42 @@ pub struct StoredUserPolicy {
     /// Which API key the user gets, as `<owner>#<set-at>`: the owner is `""` for the
     /// organisation's key or a group id; the time makes a rotated key a new version.
     pub api_key_ref: Option<String>,
+    /// The delivery settings the version was stored with ([`OrgSettings::delivery`]).
+    pub delivery: String,
     pub change_seq: i64,
     pub updated_at: Micros,
+}
+
+impl StoredUserPolicy {
+    /// Whether this stored version already is what `computed` would store.
+    fn is_current(&self, computed: &ComputedPolicy) -> bool {
+        self.policy_sha256 == computed.policy_sha256
+            && self.api_key_ref == computed.api_key_ref
+            && self.delivery == computed.delivery
+    }
+}
+
+/// The stored policies of the given users, by user id, read on `conn`.
+async fn stored_in(
+    conn: &mut sqlx::AnyConnection,
+    user_ids: &[String],
+) -> StoreResult<std::collections::HashMap<String, StoredUserPolicy>> {
+    let mut out = std::collections::HashMap::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(500) {
+        let sql = format!(
+            "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let p = stored_from_row(&r)?;
+            out.insert(p.user_id.clone(), p);
+        }
+    }
+    Ok(out)
 }
 
 fn stored_from_row(r: &AnyRow) -> StoreResult<StoredUserPolicy> {
@@ -116,13 +163,14 @@ fn stored_from_row(r: &AnyRow) -> StoreResult<StoredUserPolicy> {
         policy: serde_json::from_str(&policy)
             .map_err(|e| StoreError::Corrupt(format!("user policy: {e}")))?,
         api_key_ref: r.try_get("api_key_ref")?,
+        delivery: r.try_get("delivery")?,
         change_seq: r.try_get("change_seq")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
 
 const STORED_COLUMNS: &str =
-    "user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at";
+    "user_id, org_id, version, policy_sha256, policy, api_key_ref, delivery, change_seq, updated_at";
 
 fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
@@ -188,6 +236,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         upsert_settings(&mut tx, org_id, settings).await?;
+        record_input_change(&mut tx, org_id, InputChange::Org).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -201,6 +250,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed_change();
         Ok(())
     }
 
@@ -233,6 +283,7 @@ impl Store {
                     .await?;
             }
         }
+        record_input_change(&mut tx, org_id, InputChange::Group(group_id.to_string())).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -244,6 +295,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed_change();
         Ok(())
     }
 
@@ -276,6 +328,7 @@ impl Store {
                     .await?;
             }
         }
+        record_input_change(&mut tx, org_id, InputChange::Group(group_id.to_string())).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -287,6 +340,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed_change();
         Ok(())
     }
 
@@ -309,6 +363,11 @@ impl Store {
         .bind(now_micros())
         .execute(&mut *tx)
         .await?;
+        let change = match group_id {
+            Some(g) => InputChange::Group(g.to_string()),
+            None => InputChange::Org,
+        };
+        record_input_change(&mut tx, org_id, change).await?;
         audit::record(
             &mut tx,
             org_id,
@@ -320,6 +379,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed_change();
         Ok(())
     }
 
@@ -357,75 +417,7 @@ impl Store {
         user_ids: &[String],
     ) -> StoreResult<Vec<UserPolicyInputs>> {
         let mut conn = self.read.acquire().await?;
-        let mut out = Vec::with_capacity(user_ids.len());
-        let mut settings_by_org: std::collections::HashMap<String, (OrgSettings, Option<Micros>)> =
-            Default::default();
-        for chunk in user_ids.chunks(500) {
-            let ph = super::placeholders(1, chunk.len());
-            let user_sql = format!("SELECT id, org_id, user_name, active, primary_role FROM users WHERE deleted_at IS NULL AND id IN ({ph})");
-            let mut q = sqlx::query(&user_sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            let users = q.fetch_all(&mut *conn).await?;
-            let group_sql = format!(
-                "SELECT m.user_id, g.id, g.display_name, p.policy, r.role, k.created_at AS key_set_at FROM group_members m \
-                 JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
-                 LEFT JOIN group_policies p ON p.group_id = g.id \
-                 LEFT JOIN group_roles r ON r.group_id = g.id \
-                 LEFT JOIN api_keys k ON k.org_id = g.org_id AND k.group_key = g.id \
-                 WHERE m.user_id IN ({ph}) ORDER BY m.user_id, g.display_name_key, g.id"
-            );
-            let mut gq = sqlx::query(&group_sql);
-            for id in chunk {
-                gq = gq.bind(id);
-            }
-            let mut groups_by_user: std::collections::HashMap<String, Vec<UserGroupInput>> =
-                Default::default();
-            for r in gq.fetch_all(&mut *conn).await? {
-                let policy: Option<String> = r.try_get("policy")?;
-                groups_by_user
-                    .entry(r.try_get("user_id")?)
-                    .or_default()
-                    .push(UserGroupInput {
-                        group_id: r.try_get("id")?,
-                        display_name: r.try_get("display_name")?,
-                        policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
-                        role: r.try_get("role")?,
-                        api_key_set_at: r.try_get("key_set_at")?,
-                    });
-            }
-            for u in users {
-                let org_id: String = u.try_get("org_id")?;
-                if !settings_by_org.contains_key(&org_id) {
-                    let settings = settings_in(&mut conn, &org_id).await?;
-                    let key: Option<Micros> = sqlx::query(
-                        "SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''",
-                    )
-                    .bind(&org_id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .map(|r| r.try_get("created_at"))
-                    .transpose()?;
-                    settings_by_org.insert(org_id.clone(), (settings, key));
-                }
-                let (settings, org_api_key_set_at) =
-                    settings_by_org.get(&org_id).cloned().unwrap_or_default();
-                let id: String = u.try_get("id")?;
-                let active: i64 = u.try_get("active")?;
-                out.push(UserPolicyInputs {
-                    groups: groups_by_user.remove(&id).unwrap_or_default(),
-                    user_id: id,
-                    org_id,
-                    user_name: u.try_get("user_name")?,
-                    active: active != 0,
-                    primary_role: u.try_get("primary_role")?,
-                    settings,
-                    org_api_key_set_at,
-                });
-            }
-        }
-        Ok(out)
+        inputs_in(&mut conn, user_ids).await
     }
 
     pub async fn stored_user_policy(&self, user_id: &str) -> StoreResult<Option<StoredUserPolicy>> {
@@ -440,84 +432,115 @@ impl Store {
         .transpose()
     }
 
-    /// Stores users' newly computed effective policies, in one transaction, where they differ
-    /// from the stored ones (by hash or API key reference): each changed user gets the next
-    /// version and a new change sequence number. Returns each stored row and whether it changed.
-    pub async fn store_user_policies(
+    /// Recomputes users' effective policies with `compute` from the inputs read inside one
+    /// write transaction, and stores those that differ from the stored ones (by hash, API key
+    /// reference or delivery settings): each changed user gets the next version and a new
+    /// change sequence number. Reading the inputs under the transaction's lock on the change
+    /// counter (which every write of policy inputs takes too) means a version is never computed
+    /// from inputs older than the version it replaces. Inactive and deleted users are skipped.
+    /// Returns each active user's stored row and whether it changed (a user whose inputs do not
+    /// compute is logged and left out).
+    pub async fn recompute_policies<F>(
         &self,
-        computed: &[ComputedPolicy<'_>],
-    ) -> StoreResult<Vec<(StoredUserPolicy, bool)>> {
-        let mut out = Vec::with_capacity(computed.len());
-        if computed.is_empty() {
+        user_ids: &[String],
+        compute: F,
+    ) -> StoreResult<Vec<(StoredUserPolicy, bool)>>
+    where
+        F: Fn(&UserPolicyInputs) -> StoreResult<ComputedPolicy> + Send + Sync,
+    {
+        let mut out = Vec::with_capacity(user_ids.len());
+        if user_ids.is_empty() {
             return Ok(out);
         }
+        // A first look without the write lock: most recomputes (every agent connection) find
+        // nothing new, and those must not queue for the single writer.
+        let stale = {
+            let mut conn = self.read.acquire().await?;
+            let inputs = inputs_in(&mut conn, user_ids).await?;
+            let stored = stored_in(&mut conn, user_ids).await?;
+            let mut stale = Vec::new();
+            for input in inputs.iter().filter(|i| i.active) {
+                let current = stored.get(&input.user_id);
+                match (compute(input), current) {
+                    (Ok(c), Some(cur)) if cur.is_current(&c) => out.push((cur.clone(), false)),
+                    _ => stale.push(input.user_id.clone()),
+                }
+            }
+            stale
+        };
+        if stale.is_empty() {
+            return Ok(out);
+        }
+        let user_ids = &stale[..];
         let mut tx = self.begin_write().await?;
-        // Taking the counter row first serialises concurrent recomputes (PostgreSQL row lock),
-        // so change_seq order is commit order and two writers never store the same version.
-        // A no-op update takes the row lock (PostgreSQL) and returns the current value.
+        // Taking the counter row first serialises recomputes with each other and with every
+        // write of policy inputs (PostgreSQL row lock; SQLite has one writer), so change_seq
+        // order is commit order and two writers never store the same version.
         let mut seq: i64 = sqlx::query(
             "UPDATE counters SET value = value WHERE name = 'policy_change' RETURNING value",
         )
         .fetch_one(&mut *tx)
         .await?
         .try_get("value")?;
+        let inputs = inputs_in(&mut tx, user_ids).await?;
+        let mut stored = stored_in(&mut tx, user_ids).await?;
         let now = now_micros();
         let mut changed_any = false;
-        for c in computed {
-            let current = sqlx::query(&format!(
-                "SELECT {STORED_COLUMNS} FROM user_policies WHERE user_id = $1"
-            ))
-            .bind(c.user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(stored_from_row)
-            .transpose()?;
-            if let Some(cur) = &current {
-                if cur.policy_sha256 == c.policy_sha256
-                    && cur.api_key_ref.as_deref() == c.api_key_ref
-                {
-                    out.push((cur.clone(), false));
+        for input in inputs.iter().filter(|i| i.active) {
+            // One user's unreadable input (a stored policy that no longer parses) must not hold
+            // back everyone else's change: it is logged, and that user keeps their version.
+            let c = match compute(input) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(user_id = %input.user_id, error = %e, "cannot compute the user's policy; keeping the stored version");
                     continue;
                 }
+            };
+            let current = stored.remove(&input.user_id);
+            if let Some(cur) = current.as_ref().filter(|cur| cur.is_current(&c)) {
+                out.push((cur.clone(), false));
+                continue;
             }
             seq += 1;
             changed_any = true;
             let version = current.as_ref().map(|x| x.version + 1).unwrap_or(1);
             sqlx::query(
-                "INSERT INTO user_policies (user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                "INSERT INTO user_policies (user_id, org_id, version, policy_sha256, policy, api_key_ref, change_seq, updated_at, delivery) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, policy_sha256 = excluded.policy_sha256, \
-                 policy = excluded.policy, api_key_ref = excluded.api_key_ref, change_seq = excluded.change_seq, updated_at = excluded.updated_at",
+                 policy = excluded.policy, api_key_ref = excluded.api_key_ref, change_seq = excluded.change_seq, \
+                 updated_at = excluded.updated_at, delivery = excluded.delivery",
             )
-            .bind(c.user_id)
-            .bind(c.org_id)
+            .bind(&input.user_id)
+            .bind(&input.org_id)
             .bind(version)
-            .bind(c.policy_sha256)
+            .bind(&c.policy_sha256)
             .bind(c.policy.to_string())
-            .bind(c.api_key_ref)
+            .bind(&c.api_key_ref)
             .bind(seq)
             .bind(now)
+            .bind(&c.delivery)
             .execute(&mut *tx)
             .await?;
             audit::record(
                 &mut tx,
-                c.org_id,
+                &input.org_id,
                 &Actor::System,
                 AuditAction::UserPolicyVersion,
                 "User",
-                Some(c.user_id),
+                Some(&input.user_id),
                 json!({"version": version, "sha256": c.policy_sha256}),
             )
             .await?;
             out.push((
                 StoredUserPolicy {
-                    user_id: c.user_id.to_string(),
-                    org_id: c.org_id.to_string(),
+                    user_id: input.user_id.clone(),
+                    org_id: input.org_id.clone(),
                     version,
-                    policy_sha256: c.policy_sha256.to_string(),
-                    policy: c.policy.clone(),
-                    api_key_ref: c.api_key_ref.map(str::to_string),
+                    policy_sha256: c.policy_sha256,
+                    policy: c.policy,
+                    api_key_ref: c.api_key_ref,
+                    delivery: c.delivery,
                     change_seq: seq,
                     updated_at: now,
                 },
@@ -531,6 +554,7 @@ impl Store {
                 .await?;
             super::changes::notify_change(&mut tx).await?;
             tx.commit().await?;
+            self.committed_change();
         }
         Ok(out)
     }
@@ -637,4 +661,81 @@ impl Store {
             .into_iter()
             .next())
     }
+}
+
+/// The policy inputs of many users, read on `conn` (a transaction's, to compute from what it
+/// locked).
+async fn inputs_in(
+    conn: &mut sqlx::AnyConnection,
+    user_ids: &[String],
+) -> StoreResult<Vec<UserPolicyInputs>> {
+    let mut out = Vec::with_capacity(user_ids.len());
+    let mut settings_by_org: std::collections::HashMap<String, (OrgSettings, Option<Micros>)> =
+        Default::default();
+    for chunk in user_ids.chunks(500) {
+        let ph = super::placeholders(1, chunk.len());
+        let user_sql = format!("SELECT id, org_id, user_name, active, primary_role FROM users WHERE deleted_at IS NULL AND id IN ({ph})");
+        let mut q = sqlx::query(&user_sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        let users = q.fetch_all(&mut *conn).await?;
+        let group_sql = format!(
+            "SELECT m.user_id, g.id, g.display_name, p.policy, r.role, k.created_at AS key_set_at FROM group_members m \
+             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
+             LEFT JOIN group_policies p ON p.group_id = g.id \
+             LEFT JOIN group_roles r ON r.group_id = g.id \
+             LEFT JOIN api_keys k ON k.org_id = g.org_id AND k.group_key = g.id \
+             WHERE m.user_id IN ({ph}) ORDER BY m.user_id, g.display_name_key, g.id"
+        );
+        let mut gq = sqlx::query(&group_sql);
+        for id in chunk {
+            gq = gq.bind(id);
+        }
+        let mut groups_by_user: std::collections::HashMap<String, Vec<UserGroupInput>> =
+            Default::default();
+        for r in gq.fetch_all(&mut *conn).await? {
+            let policy: Option<String> = r.try_get("policy")?;
+            groups_by_user
+                .entry(r.try_get("user_id")?)
+                .or_default()
+                .push(UserGroupInput {
+                    group_id: r.try_get("id")?,
+                    display_name: r.try_get("display_name")?,
+                    policy: policy.map(|p| parse_json(&p, "group policy")).transpose()?,
+                    role: r.try_get("role")?,
+                    api_key_set_at: r.try_get("key_set_at")?,
+                });
+        }
+        for u in users {
+            let org_id: String = u.try_get("org_id")?;
+            if !settings_by_org.contains_key(&org_id) {
+                let settings = settings_in(conn, &org_id).await?;
+                let key: Option<Micros> = sqlx::query(
+                    "SELECT created_at FROM api_keys WHERE org_id = $1 AND group_key = ''",
+                )
+                .bind(&org_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.try_get("created_at"))
+                .transpose()?;
+                settings_by_org.insert(org_id.clone(), (settings, key));
+            }
+            let (settings, org_api_key_set_at) =
+                settings_by_org.get(&org_id).cloned().unwrap_or_default();
+            let id: String = u.try_get("id")?;
+            let active: i64 = u.try_get("active")?;
+            out.push(UserPolicyInputs {
+                groups: groups_by_user.remove(&id).unwrap_or_default(),
+                user_id: id,
+                org_id,
+                user_name: u.try_get("user_name")?,
+                active: active != 0,
+                primary_role: u.try_get("primary_role")?,
+                settings,
+                org_api_key_set_at,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -8,10 +8,9 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::changes::{record_input_change, InputChange};
 use super::devices::revoke_user_devices;
-use super::{
-    audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreEvent, StoreResult,
-};
+use super::{audit, conflict_on_unique, new_id, placeholders, Store, StoreError, StoreResult};
 use crate::domain::{now_micros, Actor, GroupRef, User, UserWrite};
 
 const USER_COLUMNS: &str =
@@ -284,6 +283,7 @@ impl Store {
         }
         // Deprovisioning: a deactivated user's devices are revoked in the same transaction.
         let revoked = if update.active {
+            record_input_change(&mut tx, org_id, InputChange::Users(vec![id.to_string()])).await?;
             Vec::new()
         } else {
             revoke_user_devices(&mut tx, id, "deactivated").await?
@@ -299,18 +299,7 @@ impl Store {
             .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
-        self.publish(StoreEvent::UsersTouched {
-            org_id: org_id.to_string(),
-            user_ids: vec![id.to_string()],
-        });
-        if !update.active {
-            self.publish(StoreEvent::Deprovisioned {
-                org_id: org_id.to_string(),
-                user_id: id.to_string(),
-                device_ids: revoked,
-                reason: "deactivated".to_string(),
-            });
-        }
+        self.committed_change();
         Ok(user)
     }
 
@@ -361,12 +350,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.publish(StoreEvent::Deprovisioned {
-            org_id: org_id.to_string(),
-            user_id: id.to_string(),
-            device_ids: revoked,
-            reason: "deleted".to_string(),
-        });
+        self.committed_change();
         Ok(())
     }
 
