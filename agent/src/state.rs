@@ -238,7 +238,7 @@ impl StateDir {
         }
     }
 
-    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+    pub(crate) fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
         let path = self.path(name);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -249,7 +249,7 @@ impl StateDir {
         }
     }
 
-    fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    pub(crate) fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         self.ensure()?;
         let path = self.path(name);
         write_if_changed(&path, bytes, FILE_MODE)
@@ -257,7 +257,7 @@ impl StateDir {
             .map_err(|e| StateError::io(&path, e))
     }
 
-    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+    pub(crate) fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
             path: self.path(name),
             source,

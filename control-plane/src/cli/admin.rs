@@ -15,7 +15,7 @@ use crate::crypto::SecretsKey;
 use crate::distribution::{compute, overrides};
 use crate::domain::{to_rfc3339, Actor, Micros};
 use crate::roles::Role;
-use crate::store::{OfflineRule, Store, StoreError};
+use crate::store::{KeyDelivery, OfflineRule, Store, StoreError};
 use palisade_policy::{
     explain, parse_policy, render_bytes, GroupPolicy, Policy, PolicyFormat, RenderOptions, Scope,
     TargetOs,
@@ -201,6 +201,40 @@ pub struct OrgSettingsArgs {
     /// key. Turn on only when MDM itself proves who uses each machine.
     #[arg(long)]
     pub trust_mdm_identity: Option<bool>,
+    /// How agents give Claude Code the API key: `proxy` (the agent keeps the key and relays
+    /// Claude Code's requests; the developer holds only a local token) or `helper`
+    /// (`apiKeyHelper` prints the key).
+    #[arg(long)]
+    pub key_delivery: Option<String>,
+    /// Where agents' relays forward (an Anthropic-API-compatible base URL, https; http only
+    /// to a loopback address). `default` is the Anthropic API.
+    #[arg(long)]
+    pub upstream_url: Option<String>,
+}
+
+/// An upstream base URL the relays may forward to: https (http only to loopback), with no
+/// credentials, query or fragment.
+pub fn check_upstream_url(text: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(text).map_err(|e| anyhow!("--upstream-url {text:?}: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => bail!("--upstream-url {text:?}: no host"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => bail!("--upstream-url {text:?}: plain http only to a loopback address; use https"),
+        other => bail!("--upstream-url {text:?}: scheme {other:?}; use https"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("--upstream-url {text:?}: no credentials in the URL (the relay adds the key)");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--upstream-url {text:?}: no query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// An enrollment token's expiry from a lifetime (at most a year: a fleet secret must turn over).
@@ -251,7 +285,7 @@ fn read_policy_file(path: &PathBuf, scope: Scope) -> anyhow::Result<Policy> {
     Ok(loaded.policy)
 }
 
-async fn require_group(
+pub(super) async fn require_group(
     store: &Store,
     org_id: &str,
     slug: &str,
@@ -686,16 +720,29 @@ pub async fn org_settings(store: &Store, args: OrgSettingsArgs) -> anyhow::Resul
     if let Some(t) = args.trust_mdm_identity {
         s.trust_mdm_identity = t;
     }
+    if let Some(k) = &args.key_delivery {
+        s.key_delivery = KeyDelivery::parse(k)
+            .ok_or_else(|| anyhow!("unknown key delivery {k:?}: use proxy or helper"))?;
+    }
+    if let Some(u) = &args.upstream_url {
+        s.upstream_url = match u.as_str() {
+            "default" | "" => None,
+            other => Some(check_upstream_url(other)?),
+        };
+    }
     store
         .set_org_settings(&o.id, &s, &Actor::operator(), AuditAction::OrgSettingsSet)
         .await?;
     println!(
-        "{}: offline rule {}, grace {}s, deprovision without groups: {}, trust MDM identity: {}",
+        "{}: offline rule {}, grace {}s, deprovision without groups: {}, trust MDM identity: {}, \
+         key delivery: {}, upstream: {}",
         args.org,
         s.offline_rule.as_str().replace('_', "-"),
         s.offline_grace_seconds,
         s.deprovision_without_groups,
-        s.trust_mdm_identity
+        s.trust_mdm_identity,
+        s.key_delivery.as_str(),
+        s.upstream_url.as_deref().unwrap_or("the Anthropic API")
     );
     Ok(())
 }
@@ -703,6 +750,27 @@ pub async fn org_settings(store: &Store, args: OrgSettingsArgs) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_urls() {
+        assert_eq!(
+            check_upstream_url("https://gw.example.com/anthropic/").unwrap(),
+            "https://gw.example.com/anthropic"
+        );
+        assert_eq!(
+            check_upstream_url("http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
+        for bad in [
+            "http://gw.example.com",
+            "ftp://x",
+            "https://u:p@gw.example.com",
+            "https://gw.example.com/?k=v",
+            "not a url",
+        ] {
+            assert!(check_upstream_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod identity;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +89,9 @@ pub enum Command {
     ApiKey(admin::ApiKeyCommand),
     /// Show the audit trail of an organisation, a user (with their devices) or a group.
     Audit(admin::AuditArgs),
+    /// API usage through agents' relays, per person and group.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// Sign-in with the organisation's identity provider (OpenID Connect).
     #[command(subcommand)]
     Oidc(identity::OidcCommand),
@@ -268,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RoleMap(cmd) => admin::role_map(&open(&url).await?, cmd).await,
         Command::EnrollToken(cmd) => admin::enroll_token(&open(&url).await?, cmd).await,
         Command::Audit(args) => admin::audit(&open(&url).await?, args).await,
+        Command::Usage(cmd) => usage::usage(&open(&url).await?, cmd).await,
         Command::Oidc(cmd) => {
             identity::oidc(&open(&url).await?, secrets, cli.public_url.as_deref(), cmd).await
         }

@@ -4,6 +4,7 @@
 pub mod audit;
 mod devices;
 mod identity;
+pub mod usage;
 
 pub use audit::AuditAction;
 pub use devices::{Device, DeviceAuth, DeviceInfo, EnrollToken, Enrollment};

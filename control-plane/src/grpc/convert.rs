@@ -4,12 +4,19 @@
 use palisade_policy::{Policy, SCHEMA_VERSION};
 use palisade_proto::v1 as pb;
 
-use crate::store::OfflineRule;
+use crate::store::{KeyDelivery, OfflineRule};
 
 pub fn offline_rule(rule: OfflineRule) -> pb::OfflineRule {
     match rule {
         OfflineRule::KeepLast => pb::OfflineRule::KeepLast,
         OfflineRule::Lockdown => pb::OfflineRule::Lockdown,
+    }
+}
+
+pub fn key_delivery(delivery: KeyDelivery) -> pb::KeyDelivery {
+    match delivery {
+        KeyDelivery::Helper => pb::KeyDelivery::Helper,
+        KeyDelivery::Proxy => pb::KeyDelivery::Proxy,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod limits;
 mod progress;
 mod reports;
 mod service;
+mod usage;
 
 pub use enroll::ENROLL_REFUSED;
 pub use limits::GrpcLimits;

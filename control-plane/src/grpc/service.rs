@@ -162,6 +162,7 @@ impl pb::agent_service_server::AgentService for AgentGrpc {
             device,
             tx,
             reports: std::sync::Mutex::new(Coalescer::default()),
+            usage: std::sync::Mutex::new(None),
         };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(
@@ -177,6 +178,8 @@ struct Session {
     tx: mpsc::Sender<Result<pb::ServerMessage, Status>>,
     /// Reports gathered since the last flush (the session's own task is the only user).
     reports: std::sync::Mutex<Coalescer>,
+    /// The latest usage report since the last flush (cumulative: it supersedes earlier ones).
+    usage: std::sync::Mutex<Option<crate::domain::usage::UsageReport>>,
 }
 
 impl Session {
@@ -203,6 +206,23 @@ impl Session {
         let writes = self.coalescer().flush();
         if !writes.is_empty() {
             reports::write(&self.grpc.distributor.store, &self.device.device_id, writes).await;
+        }
+        let usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(report) = usage {
+            let d = &self.device;
+            if let Err(e) = self
+                .grpc
+                .distributor
+                .store
+                .record_usage(&d.org_id, &d.user_id, &d.device_id, &report)
+                .await
+            {
+                tracing::error!(device_id = %d.device_id, error = %e, "recording usage failed");
+            }
         }
     }
 
@@ -374,6 +394,8 @@ impl Session {
             valid_until_unix_ms: unix_ms(now_micros())
                 + settings.offline_grace_seconds.saturating_mul(1000),
             offline_rule: convert::offline_rule(settings.offline_rule) as i32,
+            key_delivery: convert::key_delivery(settings.key_delivery) as i32,
+            upstream_url: settings.upstream_url.clone().unwrap_or_default(),
             api_key,
             policy_sha256: stored.policy_sha256,
             device_unverified: !standing.verified,
@@ -426,6 +448,20 @@ impl Session {
                     removed: w.removed,
                     failed: w.failed,
                 }
+            }
+            AgentMsg::Usage(u) => {
+                match super::usage::checked(u) {
+                    Ok(report) => {
+                        *self
+                            .usage
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
+                    }
+                    Err(error) => {
+                        tracing::debug!(device_id = %id, %error, "refused a usage report");
+                    }
+                }
+                return Ok(());
             }
             AgentMsg::Warning(w) => {
                 tracing::debug!(device_id = %id, code = %w.code, detail = %w.detail, "agent warning");

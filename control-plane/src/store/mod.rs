@@ -14,6 +14,7 @@ mod policies;
 mod secrets;
 mod signin;
 mod tokens;
+mod usage;
 mod users;
 
 pub use audit::AuditEvent;
@@ -30,7 +31,8 @@ pub use grants::{
 pub use groups::GroupSelection;
 pub use invites::ACTIVATION_CODE_PREFIX;
 pub use policies::{
-    ComputedPolicy, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput, UserPolicyInputs,
+    ComputedPolicy, KeyDelivery, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput,
+    UserPolicyInputs,
 };
 pub use tokens::{AuthenticatedToken, NewScimToken, SCIM_TOKEN_PREFIX};
 pub use users::UserSelection;

@@ -34,6 +34,33 @@ impl OfflineRule {
     }
 }
 
+/// How agents give Claude Code the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyDelivery {
+    /// `apiKeyHelper` prints the key (the developer's account can read it).
+    #[default]
+    Helper,
+    /// The agent keeps the key and forwards Claude Code's requests through its local relay;
+    /// the developer's account holds only a local token.
+    Proxy,
+}
+
+impl KeyDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyDelivery::Helper => "helper",
+            KeyDelivery::Proxy => "proxy",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyDelivery> {
+        match s.to_ascii_lowercase().as_str() {
+            "helper" => Some(KeyDelivery::Helper),
+            "proxy" => Some(KeyDelivery::Proxy),
+            _ => None,
+        }
+    }
+}
+
 /// An organisation's policy settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrgSettings {
@@ -43,16 +70,23 @@ pub struct OrgSettings {
     pub deprovision_without_groups: bool,
     /// A device enrolled with the MDM fleet token is trusted as its claimed person at once.
     pub trust_mdm_identity: bool,
+    /// How agents give Claude Code the key.
+    pub key_delivery: KeyDelivery,
+    /// Where agents' relays forward (`None`: the Anthropic API).
+    pub upstream_url: Option<String>,
 }
 
 impl OrgSettings {
-    /// The settings an agent receives beside its policy (the offline rule and grace): a change
-    /// makes a new version, so connected agents learn of it at once.
+    /// The settings an agent receives beside its policy (the offline rule and grace, how the
+    /// key is delivered and where the relay forwards): a change makes a new version, so
+    /// connected agents learn of it at once.
     pub fn delivery(&self) -> String {
         format!(
-            "offline={};grace={}",
+            "offline={};grace={};key={};upstream={}",
             self.offline_rule.as_str(),
-            self.offline_grace_seconds
+            self.offline_grace_seconds,
+            self.key_delivery.as_str(),
+            self.upstream_url.as_deref().unwrap_or("")
         )
     }
 }
@@ -65,6 +99,8 @@ impl Default for OrgSettings {
             offline_grace_seconds: 7 * 24 * 3600,
             deprovision_without_groups: false,
             trust_mdm_identity: false,
+            key_delivery: KeyDelivery::default(),
+            upstream_url: None,
         }
     }
 }
@@ -177,7 +213,7 @@ fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
 }
 
 async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResult<OrgSettings> {
-    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, trust_mdm_identity FROM org_settings WHERE org_id = $1")
+    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, trust_mdm_identity, key_delivery, upstream_url FROM org_settings WHERE org_id = $1")
         .bind(org_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -193,6 +229,9 @@ async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResul
         offline_grace_seconds: r.try_get("offline_grace_seconds")?,
         deprovision_without_groups: dwg != 0,
         trust_mdm_identity: r.try_get::<i64, _>("trust_mdm_identity")? != 0,
+        key_delivery: KeyDelivery::parse(&r.try_get::<String, _>("key_delivery")?)
+            .unwrap_or_default(),
+        upstream_url: Some(r.try_get::<String, _>("upstream_url")?).filter(|u| !u.is_empty()),
     })
 }
 
@@ -202,11 +241,12 @@ async fn upsert_settings(
     s: &OrgSettings,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at, trust_mdm_identity) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at, trust_mdm_identity, key_delivery, upstream_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (org_id) DO UPDATE SET default_policy = excluded.default_policy, offline_rule = excluded.offline_rule, \
          offline_grace_seconds = excluded.offline_grace_seconds, deprovision_without_groups = excluded.deprovision_without_groups, \
-         updated_at = excluded.updated_at, trust_mdm_identity = excluded.trust_mdm_identity",
+         updated_at = excluded.updated_at, trust_mdm_identity = excluded.trust_mdm_identity, \
+         key_delivery = excluded.key_delivery, upstream_url = excluded.upstream_url",
     )
     .bind(org_id)
     .bind(s.default_policy.to_string())
@@ -215,6 +255,8 @@ async fn upsert_settings(
     .bind(i64::from(s.deprovision_without_groups))
     .bind(now_micros())
     .bind(i64::from(s.trust_mdm_identity))
+    .bind(s.key_delivery.as_str())
+    .bind(s.upstream_url.as_deref().unwrap_or(""))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -246,7 +288,8 @@ impl Store {
             Some(org_id),
             json!({"defaultPolicy": settings.default_policy, "offlineRule": settings.offline_rule.as_str(),
                    "offlineGraceSeconds": settings.offline_grace_seconds, "deprovisionWithoutGroups": settings.deprovision_without_groups,
-                   "trustMdmIdentity": settings.trust_mdm_identity}),
+                   "trustMdmIdentity": settings.trust_mdm_identity, "keyDelivery": settings.key_delivery.as_str(),
+                   "upstreamUrl": settings.upstream_url}),
         )
         .await?;
         tx.commit().await?;

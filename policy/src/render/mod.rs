@@ -42,6 +42,8 @@ pub const DROP_IN_FILE: &str = "50-palisade.json";
 
 /// Environment variable that sets how long Claude Code caches the `apiKeyHelper` output.
 pub const API_KEY_HELPER_TTL_ENV: &str = "CLAUDE_CODE_API_KEY_HELPER_TTL_MS";
+/// The environment variable that points Claude Code at another API endpoint.
+pub const BASE_URL_ENV: &str = "ANTHROPIC_BASE_URL";
 
 /// A short helper TTL, so that running sessions re-ask within a minute after a wipe.
 pub const DEFAULT_API_KEY_HELPER_TTL_MS: u64 = 60_000;
@@ -62,6 +64,9 @@ pub struct RenderOptions {
     /// A line Claude Code shows at start, before the policy's own announcements (the agent
     /// sets it while the device waits for its person to confirm it).
     pub announcement: Option<String>,
+    /// Where Claude Code sends its API requests (`env.ANTHROPIC_BASE_URL`): the agent's local
+    /// relay when the organisation keeps the key off the developer's account.
+    pub base_url: Option<String>,
 }
 
 impl Default for RenderOptions {
@@ -71,6 +76,7 @@ impl Default for RenderOptions {
             api_key_helper_ttl_ms: DEFAULT_API_KEY_HELPER_TTL_MS,
             os: TargetOs::current(),
             announcement: None,
+            base_url: None,
         }
     }
 }
@@ -363,6 +369,9 @@ fn rest(policy: &Policy, opts: &RenderOptions, s: &mut Settings) {
         };
         s.set("forceLoginOrgUUID", value);
     }
+    if let Some(url) = opts.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        s.env.insert(BASE_URL_ENV.to_owned(), url.to_owned());
+    }
     if let Some(command) = helper {
         s.set("apiKeyHelper", json!(command));
         s.env.insert(
@@ -428,5 +437,34 @@ fn rest(policy: &Policy, opts: &RenderOptions, s: &mut Settings) {
     }
     if let Some(text) = policy.text("session.claude_md") {
         s.set("claudeMd", json!(text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relay's address goes into the managed `env`, beside the helper that hands out the
+    /// local token; without one, no base URL is written.
+    #[test]
+    fn base_url_points_claude_code_at_the_relay() {
+        let opts = RenderOptions {
+            api_key_helper: Some("/usr/bin/palisade-agent local-token".into()),
+            base_url: Some("http://127.0.0.1:47913".into()),
+            os: TargetOs::Linux,
+            ..RenderOptions::default()
+        };
+        let v: Value = serde_json::from_slice(&render_bytes(&Policy::new(), &opts)).unwrap();
+        assert_eq!(v["env"][BASE_URL_ENV], json!("http://127.0.0.1:47913"));
+        assert_eq!(
+            v["apiKeyHelper"],
+            json!("/usr/bin/palisade-agent local-token")
+        );
+        let plain = RenderOptions {
+            base_url: None,
+            ..opts
+        };
+        let v: Value = serde_json::from_slice(&render_bytes(&Policy::new(), &plain)).unwrap();
+        assert!(v["env"].get(BASE_URL_ENV).is_none(), "{v}");
     }
 }

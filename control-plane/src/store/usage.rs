@@ -1,0 +1,132 @@
+//! Usage counters reported by agents' relays, and the totals per person and group. A report
+//! is folded in with "the largest value wins" per (device, epoch, day, model): reports are
+//! cumulative, so a repeated one changes nothing and a lost one is made good by the next.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+use crate::domain::now_micros;
+use crate::domain::usage::{UsageReport, UsageTotals};
+
+/// Keeps the larger of the stored and the reported value of a column.
+fn larger(column: &str) -> String {
+    format!(
+        "{column} = CASE WHEN excluded.{column} > usage_counters.{column} THEN excluded.{column} ELSE usage_counters.{column} END"
+    )
+}
+
+impl Store {
+    /// Folds a device's report into its counters, in one transaction.
+    pub async fn record_usage(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        device_id: &str,
+        report: &UsageReport,
+    ) -> StoreResult<()> {
+        if report.counters.is_empty() {
+            return Ok(());
+        }
+        let update = [
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ]
+        .iter()
+        .map(|c| larger(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let sql = format!(
+            "INSERT INTO usage_counters (device_id, epoch, day, model, org_id, user_id, requests, input_tokens, output_tokens, \
+             cache_creation_input_tokens, cache_read_input_tokens, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (device_id, epoch, day, model) DO UPDATE SET {update}, updated_at = excluded.updated_at"
+        );
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        for c in &report.counters {
+            sqlx::query(&sql)
+                .bind(device_id)
+                .bind(&report.epoch)
+                .bind(c.day)
+                .bind(&c.model)
+                .bind(org_id)
+                .bind(user_id)
+                .bind(c.requests)
+                .bind(c.input_tokens)
+                .bind(c.output_tokens)
+                .bind(c.cache_creation_input_tokens)
+                .bind(c.cache_read_input_tokens)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Totals per person of the organisation from `since_day` on (only people with usage),
+    /// optionally only the members of one group; largest number of tokens first.
+    pub async fn usage_by_person(
+        &self,
+        org_id: &str,
+        since_day: i64,
+        group_id: Option<&str>,
+    ) -> StoreResult<Vec<UsageTotals>> {
+        let member_filter = if group_id.is_some() {
+            "AND c.user_id IN (SELECT user_id FROM group_members WHERE group_id = $3)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT u.user_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
+             CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \
+             CAST(SUM(c.cache_creation_input_tokens) AS BIGINT) AS cache_creation_input_tokens, \
+             CAST(SUM(c.cache_read_input_tokens) AS BIGINT) AS cache_read_input_tokens \
+             FROM usage_counters c JOIN users u ON u.id = c.user_id \
+             WHERE c.org_id = $1 AND c.day >= $2 {member_filter} \
+             GROUP BY u.user_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, u.user_name"
+        );
+        let mut q = sqlx::query(&sql).bind(org_id).bind(since_day);
+        if let Some(g) = group_id {
+            q = q.bind(g);
+        }
+        q.fetch_all(&self.read).await?.iter().map(totals).collect()
+    }
+
+    /// Totals per group of the organisation from `since_day` on: each group's current members'
+    /// usage (a person in two groups counts in both).
+    pub async fn usage_by_group(&self, org_id: &str, since_day: i64) -> StoreResult<Vec<UsageTotals>> {
+        sqlx::query(
+            "SELECT g.display_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
+             CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \
+             CAST(SUM(c.cache_creation_input_tokens) AS BIGINT) AS cache_creation_input_tokens, \
+             CAST(SUM(c.cache_read_input_tokens) AS BIGINT) AS cache_read_input_tokens \
+             FROM usage_counters c JOIN group_members m ON m.user_id = c.user_id \
+             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
+             WHERE c.org_id = $1 AND c.day >= $2 \
+             GROUP BY g.display_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, g.display_name",
+        )
+        .bind(org_id)
+        .bind(since_day)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(totals)
+        .collect()
+    }
+}
+
+fn totals(r: &sqlx::any::AnyRow) -> StoreResult<UsageTotals> {
+    Ok(UsageTotals {
+        name: r.try_get("name")?,
+        devices: r.try_get("devices")?,
+        requests: r.try_get("requests")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        cache_creation_input_tokens: r.try_get("cache_creation_input_tokens")?,
+        cache_read_input_tokens: r.try_get("cache_read_input_tokens")?,
+    })
+}
