@@ -83,6 +83,10 @@ pub enum Command {
         #[cfg(windows)]
         #[arg(long = "windows-service")]
         windows_service: bool,
+        /// Where the key relay listens (loopback only), or `off`. With the organisation's
+        /// proxy key delivery Claude Code is pointed at it.
+        #[arg(long, value_name = "ADDR|off", env = "PALISADE_AGENT_RELAY_ADDR", default_value = crate::relay::DEFAULT_RELAY_ADDR, value_parser = parse_relay_addr)]
+        relay_addr: RelayAddr,
         /// Where things are.
         #[command(flatten)]
         locations: Locations,
@@ -119,6 +123,25 @@ impl Command {
             | Command::ApiKey { locations, .. } => locations,
         }
     }
+}
+
+/// The relay's address, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayAddr(pub Option<std::net::SocketAddr>);
+
+fn parse_relay_addr(text: &str) -> Result<RelayAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RelayAddr(None));
+    }
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|e| format!("{text:?}: {e} (expected 127.0.0.1:PORT or off)"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr}: the relay listens on a loopback address only"
+        ));
+    }
+    Ok(RelayAddr(Some(addr)))
 }
 
 /// Where things are; every subcommand takes these.

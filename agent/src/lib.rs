@@ -48,6 +48,7 @@ pub mod credentials;
 pub mod enforce;
 pub mod link;
 pub mod platform;
+pub mod relay;
 pub mod run;
 pub mod state;
 

@@ -122,8 +122,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { .. } => {
-            palisade_agent::run::run(config.paths, shutdown_signal()).await?;
+        Command::Run { relay_addr, .. } => {
+            palisade_agent::run::run(config.paths, relay_addr.0, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json, .. } => {

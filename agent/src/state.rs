@@ -36,6 +36,9 @@ pub const DEVICE_FILE: &str = "device.json";
 pub const POLICY_FILE: &str = "policy.json";
 /// `api-key`.
 pub const API_KEY_FILE: &str = "api-key";
+/// The organisation's key while the relay keeps it (proxy delivery; `api-key` then holds the
+/// developer's local token).
+pub const UPSTREAM_KEY_FILE: &str = "upstream-key";
 /// `status.json`.
 pub const STATUS_FILE: &str = "status.json";
 /// `ca.pem`.
@@ -109,6 +112,12 @@ pub struct CachedPolicy {
     pub sha256: String,
     /// When it was applied (Unix ms).
     pub applied_at_unix_ms: i64,
+    /// How the key reaches Claude Code.
+    #[serde(default)]
+    pub key_delivery: crate::link::messages::KeyDelivery,
+    /// Where the relay forwards (`None`: the Anthropic API).
+    #[serde(default)]
+    pub upstream_url: Option<String>,
 }
 
 /// A wipe that was started: written before the first step and removed after the wipe was
@@ -238,7 +247,10 @@ impl StateDir {
         }
     }
 
-    pub(crate) fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+    pub(crate) fn read_json<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StateError> {
         let path = self.path(name);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -427,6 +439,8 @@ mod tests {
             offline_rule: OfflineRule::Lockdown,
             sha256: "ab".into(),
             applied_at_unix_ms: 5,
+            key_delivery: Default::default(),
+            upstream_url: None,
         };
         state.save_policy(&cached).unwrap();
         assert_eq!(state.load_policy().unwrap(), Some(cached.clone()));

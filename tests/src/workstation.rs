@@ -45,6 +45,23 @@ impl Workstation {
         std::fs::create_dir_all(dir.path().join("claude"))?;
         Ok(Workstation { dir, child: None })
     }
+    /// The workstation's root directory (state, settings and the developer's files).
+    pub fn root(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+    /// The uid the agent takes for the developer: the owner of the Claude config directory,
+    /// or of its parent while it does not exist.
+    #[cfg(unix)]
+    pub fn developer_uid(&self) -> Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let claude = self.claude();
+        let probe = if claude.exists() {
+            claude
+        } else {
+            self.dir.path().to_path_buf()
+        };
+        Ok(std::fs::metadata(probe)?.uid())
+    }
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
@@ -131,6 +148,7 @@ impl Workstation {
         let log = std::fs::File::create(self.dir.path().join("agent.log"))?;
         let child = self
             .command("run")
+            .args(["--relay-addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

@@ -163,6 +163,7 @@ async fn tls_end_to_end(backend: Backend) -> Result<()> {
     );
     let mut run = tokio::process::Command::new(agent_binary())
         .arg("run")
+        .args(["--relay-addr", "127.0.0.1:0"])
         .args(&locations)
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

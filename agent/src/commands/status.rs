@@ -356,6 +356,8 @@ mod tests {
                 offline_rule: OfflineRule::Lockdown,
                 sha256: "abc".into(),
                 applied_at_unix_ms: 1_700_000_000_000,
+                key_delivery: Default::default(),
+                upstream_url: None,
             })
             .unwrap();
         state

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::credentials::keyfile;
 use crate::link::messages::WipeRecord;
-use crate::state::{self, StateDir, API_KEY_FILE, CA_FILE, DEVICE_FILE, POLICY_FILE};
+use crate::state::{
+    self, StateDir, API_KEY_FILE, CA_FILE, DEVICE_FILE, POLICY_FILE, UPSTREAM_KEY_FILE,
+};
 
 /// Claude Code's `/login` credentials file inside its config directory.
 pub const CREDENTIALS_FILE: &str = ".credentials.json";
@@ -77,6 +79,7 @@ pub fn remove_files(
         .extend(removed.iter().map(|p| p.display().to_string()));
     record.failed.extend(failed);
     remove_state_file(state, API_KEY_FILE, record);
+    remove_state_file(state, UPSTREAM_KEY_FILE, record);
     remove_credentials(claude_config_dir, record);
     for name in [DEVICE_FILE, POLICY_FILE, CA_FILE] {
         if !keep.contains(&name) {

@@ -75,6 +75,11 @@ impl Enforcer {
         &self.opts
     }
 
+    /// Sets where Claude Code sends its requests (the relay), from the next [`Enforcer::apply`].
+    pub fn set_base_url(&mut self, base_url: Option<String>) {
+        self.opts.base_url = base_url;
+    }
+
     /// Sets the announcement rendered with the next [`Enforcer::apply`].
     pub fn set_announcement(&mut self, announcement: Option<String>) {
         self.opts.announcement = announcement;

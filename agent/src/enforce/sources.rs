@@ -50,6 +50,8 @@ pub const CODE_LATER_DROP_IN: &str = "later_drop_in";
 pub const CODE_INAPPLICABLE_PATHS: &str = "inapplicable_write_paths";
 /// Warning code: the API key could not be written or removed (the policy still applied).
 pub const CODE_API_KEY_UNAVAILABLE: &str = "api_key_unavailable";
+/// The key relay cannot run (proxy key delivery then delivers no key).
+pub const CODE_RELAY_UNAVAILABLE: &str = "relay_unavailable";
 /// Warning code: the Claude config directory is a symlink (or not a directory): not followed.
 pub const CODE_CLAUDE_DIR_REFUSED: &str = "claude_config_dir_refused";
 /// Warning code: the installed Claude Code is older than the policy requires.

@@ -34,6 +34,18 @@ impl fmt::Display for OfflineRule {
     }
 }
 
+/// How Claude Code gets the organisation's API key on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDelivery {
+    /// `apiKeyHelper` prints the key (the developer's key file holds it).
+    #[default]
+    Helper,
+    /// The agent keeps the key and relays Claude Code's requests ([`crate::relay`]); the
+    /// developer's key file holds only a local token.
+    Proxy,
+}
+
 /// One full policy for this device's user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -56,6 +68,10 @@ pub struct Snapshot {
     pub device_unverified: bool,
     /// Where the person confirms the device, while it is unverified.
     pub confirm_url: Option<String>,
+    /// How the key reaches Claude Code.
+    pub key_delivery: KeyDelivery,
+    /// Where the relay forwards (`None`: the Anthropic API).
+    pub upstream_url: Option<String>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -70,6 +86,8 @@ impl fmt::Debug for Snapshot {
             .field("policy_sha256", &self.policy_sha256)
             .field("device_unverified", &self.device_unverified)
             .field("confirm_url", &self.confirm_url)
+            .field("key_delivery", &self.key_delivery)
+            .field("upstream_url", &self.upstream_url)
             .finish()
     }
 }
@@ -183,4 +201,15 @@ pub enum AgentEvent {
     Wipe(WipeRecord),
     /// A condition to report.
     Warning(Warning),
+    /// The relay's cumulative usage counters.
+    Usage(UsageSnapshot),
+}
+
+/// The relay's counters as reported: (UTC day, model, totals) since `epoch` began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageSnapshot {
+    /// The counters' epoch.
+    pub epoch: String,
+    /// Every kept counter.
+    pub counters: Vec<(i64, String, crate::relay::usage::Tokens)>,
 }

@@ -162,7 +162,13 @@ mod windows {
             tracing::warn!(error = %e, "cannot open the service log file");
         }
         tracing::info!(service = SERVICE_NAME, "running as a Windows service");
-        let result = crate::run::run_blocking(paths, async move {
+        // The service uses the default relay address (or PALISADE_AGENT_RELAY_ADDR).
+        let relay_addr = std::env::var("PALISADE_AGENT_RELAY_ADDR")
+            .ok()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .or_else(|| crate::relay::DEFAULT_RELAY_ADDR.parse().ok())
+            .filter(|a| a.ip().is_loopback());
+        let result = crate::run::run_blocking(paths, relay_addr, async move {
             stop.notified().await;
             tracing::info!("stop requested by the service control manager");
         });

@@ -51,11 +51,15 @@ use crate::enforce::Enforcer;
 use crate::link::backoff::{Backoff, HEALTHY_AFTER};
 use crate::link::grpc::{self, PolicyStream, ServerTarget, StreamError};
 use crate::link::messages::{
-    AgentEvent, OfflineRule, ServerEvent, Snapshot, TamperRecord, Warning, WipeRecord,
+    AgentEvent, KeyDelivery, OfflineRule, ServerEvent, Snapshot, TamperRecord, UsageSnapshot,
+    Warning, WipeRecord,
 };
+use crate::relay::token::TokenSecret;
+use crate::relay::usage::{UsageCounters, USAGE_FILE};
+use crate::relay::{Access, Binding, Refusal, Relay};
 use crate::state::{
     CachedPolicy, Device, PendingWipe, StateDir, Status, API_KEY_FILE, CA_FILE, DEVICE_FILE,
-    WIPE_PENDING_FILE,
+    UPSTREAM_KEY_FILE, WIPE_PENDING_FILE,
 };
 use crate::{helper_for, now_unix_ms};
 use palisade_policy::{RenderOptions, TargetOs};
@@ -66,17 +70,26 @@ const OUTBOX_LIMIT: usize = 100;
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// A keepalive alone rewrites `status.json` at most this often (its last-contact time).
 const STATUS_REFRESH_MS: i64 = 60_000;
+/// How long after the relay counted usage the counters are saved and reported (one report
+/// covers every request of that window; an idle relay causes no wake-up at all).
+const USAGE_FLUSH_AFTER: Duration = Duration::from_secs(2);
 
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<PolicyStream, StreamError>> + Send>>;
 
 /// Runs the agent until `shutdown` completes. Errors only when it cannot start (the state
 /// directory cannot be created or read); everything later is logged, retried and reported.
-pub async fn run(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// The relay listens on `relay_addr` (loopback only; `None`: no relay, and proxy key delivery
+/// then serves no key at all rather than hand it to the developer's account).
+pub async fn run(
+    paths: Paths,
+    relay_addr: Option<std::net::SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot locate the agent's own binary")?;
     let (user_key, developer_warning) = developer_key_file(&paths);
     let helper = helper_for(&exe, &paths, user_key.as_ref());
     let pending = Arc::new(Pending::default());
-    let mut agent = Agent::start(paths, helper, user_key, pending.clone()).await?;
+    let mut agent = Agent::start(paths, helper, user_key, pending.clone(), relay_addr).await?;
     if let Some(w) = developer_warning {
         agent.developer_warning = Some(w);
         agent.refresh_warnings(&mut Link::Idle).await;
@@ -91,6 +104,8 @@ pub async fn run(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Re
             batch = pending.wait() => agent.on_signals(&batch, &mut link),
             event = link.next() => agent.on_link(event, &mut link).await,
             () = sleep_until(deadline) => agent.on_deadline(&mut link),
+            () = usage_recorded(agent.relay.as_ref()) => agent.arm_usage_flush(),
+            () = sleep_until(agent.usage_flush_at) => agent.flush_usage(&link),
         }
     }
     agent.stop();
@@ -100,12 +115,24 @@ pub async fn run(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Re
 /// Builds the agent's single-threaded runtime and runs [`run`] on it: for callers that are not
 /// async themselves, such as a Windows service's main function, whose stop request completes
 /// `shutdown`.
-pub fn run_blocking(paths: Paths, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub fn run_blocking(
+    paths: Paths,
+    relay_addr: Option<std::net::SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(run(paths, shutdown))
+        .block_on(run(paths, relay_addr, shutdown))
+}
+
+/// Completes when the relay counted usage; never without a relay.
+async fn usage_recorded(relay: Option<&Relay>) {
+    match relay {
+        Some(r) => r.usage_recorded().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The developer's key file, or `None` when no developer is found (the helper then reads the
@@ -168,6 +195,14 @@ struct Agent {
     key_warning: Option<Warning>,
     /// Why no developer was found, when `~/.claude` was refused.
     developer_warning: Option<Warning>,
+    /// The local relay (key custody), when it could listen.
+    relay: Option<Relay>,
+    /// Why the relay is not listening.
+    relay_warning: Option<Warning>,
+    /// The organisation's key as last delivered (the relay forwards with it).
+    api_key: Option<String>,
+    /// When the relay's counters are next saved and reported.
+    usage_flush_at: Option<Instant>,
 }
 
 impl Agent {
@@ -176,6 +211,7 @@ impl Agent {
         helper: String,
         user_key: Option<UserKeyFile>,
         signals: Arc<Pending>,
+        relay_addr: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Agent> {
         let state = StateDir::new(&paths.state_dir);
         state.ensure().with_context(|| {
@@ -184,6 +220,7 @@ impl Agent {
                 paths.state_dir.display()
             )
         })?;
+        let (relay, relay_warning) = start_relay(&state, relay_addr).await;
         let status = state.load_status().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring unreadable status file");
             Status::default()
@@ -230,6 +267,10 @@ impl Agent {
             wiped,
             key_warning: None,
             developer_warning: None,
+            relay,
+            relay_warning,
+            api_key: None,
+            usage_flush_at: None,
         };
         agent.resume_wipe().await;
         agent.apply_at_start();
@@ -246,6 +287,18 @@ impl Agent {
             tracing::warn!("this device was wiped: keeping the lockdown policy until re-enrolled");
             self.write_lockdown();
         } else if let Some(cached) = self.cached.clone() {
+            let relayed = cached.key_delivery == KeyDelivery::Proxy && self.relay.is_some();
+            self.enforcer
+                .set_base_url(self.relay.as_ref().filter(|_| relayed).map(Relay::url));
+            let key_file = if relayed {
+                UPSTREAM_KEY_FILE
+            } else {
+                API_KEY_FILE
+            };
+            self.api_key = std::fs::read_to_string(self.state.path(key_file))
+                .ok()
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty());
             let past_deadline = cached
                 .offline_deadline_unix_ms
                 .is_some_and(|d| now_unix_ms() >= d);
@@ -397,6 +450,13 @@ impl Agent {
         );
         for warning in &self.status.warnings {
             stream.send(AgentEvent::Warning(warning.clone()));
+        }
+        // Cumulative counters: the latest set stands for every report missed while offline.
+        if let Some(relay) = &self.relay {
+            let counters = relay.usage();
+            if !counters.counters.is_empty() {
+                stream.send(usage_event(&counters));
+            }
         }
         while let Some(event) = self.outbox.pop_front() {
             if !stream.send(event.clone()) {
@@ -640,6 +700,7 @@ impl Agent {
         .await;
         warnings.extend(self.key_warning.clone());
         warnings.extend(self.developer_warning.clone());
+        warnings.extend(self.relay_warning.clone());
         if self.watches.is_none() {
             warnings.push(Warning {
                 code: sources::CODE_NO_TAMPER_WATCH.to_owned(),
@@ -699,6 +760,65 @@ impl Agent {
             }
         }
         s.offline_lockdown = self.offline_lockdown;
+        self.sync_relay();
+    }
+
+    /// Tells the relay whose token to accept and whether to forward, from the agent's state.
+    fn sync_relay(&self) {
+        let Some(relay) = &self.relay else { return };
+        relay.bind(self.device.as_ref().map(|d| {
+            Binding {
+                device_id: d.device_id.clone(),
+                developer: self
+                    .user_key
+                    .as_ref()
+                    .map_or_else(|| "self".to_owned(), |k| k.owner().to_string()),
+                developer_uid: developer_uid(self.user_key.as_ref()),
+            }
+        }));
+        let access = match &self.cached {
+            _ if self.wiped => Access::Refusing(Refusal::Deprovisioned),
+            _ if self.device.is_none() => Access::Refusing(Refusal::NotEnrolled),
+            _ if self.offline_lockdown => Access::Refusing(Refusal::OfflineLockdown),
+            None => Access::Refusing(Refusal::NotEnrolled),
+            Some(c) if c.key_delivery != KeyDelivery::Proxy => {
+                Access::Refusing(Refusal::HelperDelivery)
+            }
+            Some(_) if self.status.device_unverified => Access::Refusing(Refusal::Unverified {
+                confirm_url: self.status.confirm_url.clone(),
+            }),
+            Some(c) => match &self.api_key {
+                None => Access::Refusing(Refusal::NoKey),
+                Some(key) => Access::Serving {
+                    key: key.clone(),
+                    upstream: c
+                        .upstream_url
+                        .clone()
+                        .unwrap_or_else(|| crate::relay::ANTHROPIC_API.to_owned()),
+                },
+            },
+        };
+        relay.set_access(access);
+    }
+
+    /// The relay counted usage: report it shortly (one report for a burst of requests).
+    fn arm_usage_flush(&mut self) {
+        if self.usage_flush_at.is_none() {
+            self.usage_flush_at = Some(Instant::now() + USAGE_FLUSH_AFTER);
+        }
+    }
+
+    /// Saves the relay's counters and sends them (when the stream is up; otherwise the next
+    /// connection sends them).
+    fn flush_usage(&mut self, link: &Link) {
+        self.usage_flush_at = None;
+        let Some(counters) = self.relay.as_ref().and_then(Relay::usage_if_changed) else {
+            return;
+        };
+        if let Err(e) = self.state.write_json(USAGE_FILE, &counters) {
+            tracing::warn!(error = %e, "cannot save the usage counters");
+        }
+        send(link, usage_event(&counters));
     }
 
     fn save_status(&mut self) {
@@ -735,6 +855,74 @@ fn joined(failed: Vec<String>) -> Result<(), String> {
         Ok(())
     } else {
         Err(failed.join("; "))
+    }
+}
+
+/// The report of the relay's counters.
+fn usage_event(counters: &UsageCounters) -> AgentEvent {
+    AgentEvent::Usage(UsageSnapshot {
+        epoch: counters.epoch.clone(),
+        counters: counters.entries(),
+    })
+}
+
+/// The uid a relay client socket must belong to (Linux; `None` elsewhere or without a
+/// developer, when the token's secrecy is the binding).
+fn developer_uid(user_key: Option<&UserKeyFile>) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    return user_key.map(|k| k.owner().uid);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = user_key;
+        None
+    }
+}
+
+/// Starts the relay on `addr` with the stored token secret and counters.
+async fn start_relay(
+    state: &StateDir,
+    addr: Option<std::net::SocketAddr>,
+) -> (Option<Relay>, Option<Warning>) {
+    let Some(addr) = addr else {
+        return (None, None);
+    };
+    let secret = match TokenSecret::load_or_create(state) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot keep the relay's token secret: the relay is off");
+            return (
+                None,
+                Some(relay_off_warning(format!(
+                    "cannot keep its token secret: {e}"
+                ))),
+            );
+        }
+    };
+    let usage = state
+        .read_json::<UsageCounters>(USAGE_FILE)
+        .ok()
+        .flatten()
+        .filter(|u| !u.epoch.is_empty())
+        .unwrap_or_else(UsageCounters::new_epoch);
+    match Relay::start(addr, secret, usage).await {
+        Ok(r) => (Some(r), None),
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "the relay cannot listen: with proxy key delivery no key is served");
+            (
+                None,
+                Some(relay_off_warning(format!("cannot listen on {addr}: {e}"))),
+            )
+        }
+    }
+}
+
+fn relay_off_warning(detail: String) -> Warning {
+    Warning {
+        code: sources::CODE_RELAY_UNAVAILABLE.to_owned(),
+        detail: format!(
+            "the key relay is off ({detail}); with proxy key delivery Claude Code gets no key \
+             (the organisation keeps it off the developer's account)"
+        ),
     }
 }
 
@@ -790,7 +978,7 @@ mod tests {
             state_dir_is_default: false,
         };
         // Built, never polled: a multi-threaded service wrapper may spawn it.
-        let fut = run(paths, std::future::pending::<()>());
+        let fut = run(paths, None, std::future::pending::<()>());
         assert_send(&fut);
     }
 }

@@ -16,6 +16,8 @@ impl Agent {
             policy_sha256,
             device_unverified,
             confirm_url,
+            key_delivery,
+            upstream_url,
         } = snapshot;
         let refuse = |agent: &mut Agent, error: String| {
             tracing::warn!(version, %error, "refusing a snapshot; keeping the last good policy");
@@ -35,16 +37,26 @@ impl Agent {
             }));
         self.status.device_unverified = device_unverified;
         self.status.confirm_url = confirm_url.filter(|_| device_unverified);
+        // Proxy delivery points Claude Code at the relay (when it runs).
+        let relayed = key_delivery == KeyDelivery::Proxy && self.relay.is_some();
+        self.enforcer
+            .set_base_url(self.relay.as_ref().filter(|_| relayed).map(Relay::url));
         // The policy first: a key that cannot be written must not keep it off the disk.
         let written = match self.enforcer.apply(&policy) {
             Ok(written) => written,
             Err(e) => return refuse(self, e.to_string()),
         };
         self.arm_watches();
-        let stored = match &api_key {
-            Some(key) => self.store_api_key(key),
+        // Proxy delivery without a running relay serves no key: the organisation asked for it
+        // to stay off the developer's account.
+        let for_helper = api_key
+            .as_deref()
+            .filter(|_| key_delivery == KeyDelivery::Helper || relayed);
+        let stored = match for_helper {
+            Some(key) => self.store_api_key(key, relayed),
             None => self.remove_api_key(),
         };
+        self.api_key = api_key.clone();
         self.key_warning = match stored {
             Ok(()) => None,
             Err(e) => {
@@ -77,6 +89,8 @@ impl Agent {
             offline_rule,
             sha256: policy_sha256,
             applied_at_unix_ms: now_unix_ms(),
+            key_delivery,
+            upstream_url,
         };
         if let Err(e) = self.state.save_policy(&cached) {
             tracing::error!(error = %e, "policy applied but not cached for the next start");
@@ -99,26 +113,52 @@ impl Agent {
         AgentEvent::Ack { version, nonce }
     }
 
-    /// Saves the key in the state directory and in the developer's key file (each tried even
-    /// when the other fails).
-    pub(super) fn store_api_key(&self, key: &str) -> Result<(), String> {
+    /// Saves what Claude Code's helper prints — the key itself, or with the relay the
+    /// developer's local token while the key goes to the root-only `upstream-key` — in the
+    /// state directory and in the developer's key file (each tried even when another fails).
+    pub(super) fn store_api_key(&self, key: &str, relayed: bool) -> Result<(), String> {
         let mut failed = Vec::new();
-        if let Err(e) = self.state.save_api_key(key) {
+        let token = if relayed {
+            self.relay.as_ref().and_then(Relay::local_token)
+        } else {
+            None
+        };
+        let for_helper = match &token {
+            Some(t) => {
+                if let Err(e) = self
+                    .state
+                    .write_bytes(UPSTREAM_KEY_FILE, key.trim().as_bytes())
+                {
+                    failed.push(e.to_string());
+                }
+                t.as_str()
+            }
+            None => {
+                if let Err(e) = self.state.remove(UPSTREAM_KEY_FILE) {
+                    failed.push(e.to_string());
+                }
+                key
+            }
+        };
+        if let Err(e) = self.state.save_api_key(for_helper) {
             failed.push(e.to_string());
         }
         if let Some(k) = &self.user_key {
-            if let Err(e) = k.save(key) {
+            if let Err(e) = k.save(for_helper) {
                 failed.push(e.to_string());
             }
         }
         joined(failed)
     }
 
-    /// Removes the key from the state directory and every developer's key file.
+    /// Removes the key (and any local token) from the state directory and every developer's
+    /// key file.
     pub(super) fn remove_api_key(&self) -> Result<(), String> {
         let (_, mut failed) = keyfile::remove_all(&keyfile::keys_root(self.state.root()));
-        if let Err(e) = self.state.remove(API_KEY_FILE) {
-            failed.push(e.to_string());
+        for name in [API_KEY_FILE, UPSTREAM_KEY_FILE] {
+            if let Err(e) = self.state.remove(name) {
+                failed.push(e.to_string());
+            }
         }
         joined(failed)
     }

@@ -66,7 +66,21 @@ impl Agent {
         self.wiped = true;
         self.offline_lockdown = false;
         self.key_warning = None;
-        // (a) Lockdown first: whatever happens next, Claude Code is restricted.
+        self.api_key = None;
+        // (a) Lockdown first: whatever happens next, Claude Code is restricted; the relay
+        // refuses from here on, and every local token ever issued dies with the old secret.
+        self.sync_relay();
+        if let Some(relay) = &self.relay {
+            match TokenSecret::rotate(&self.state) {
+                Ok(secret) => relay.set_secret(secret),
+                Err(e) => {
+                    relay.set_secret(TokenSecret::random());
+                    record.failed.push(format!("relay token secret: {e}"));
+                }
+            }
+            relay.reset_usage();
+        }
+        self.enforcer.set_base_url(None);
         if let Err(e) = self.enforcer.apply(&palisade_policy::lockdown()) {
             record.failed.push(format!("lockdown policy: {e}"));
         }

@@ -563,6 +563,7 @@ impl Running {
         let file = std::fs::File::create(&log).unwrap();
         let child = tokio::process::Command::new(BIN)
             .arg("run")
+            .args(["--relay-addr", "127.0.0.1:0"])
             .args(dirs.location_args())
             .env("PALISADE_AGENT_LOG", "palisade_agent=debug,info")
             .env_remove("PALISADE_AGENT_TEST_CRASH_AT")

@@ -225,7 +225,9 @@ pub fn check_upstream_url(text: &str) -> anyhow::Result<String> {
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        "http" => bail!("--upstream-url {text:?}: plain http only to a loopback address; use https"),
+        "http" => {
+            bail!("--upstream-url {text:?}: plain http only to a loopback address; use https")
+        }
         other => bail!("--upstream-url {text:?}: scheme {other:?}; use https"),
     }
     if !url.username().is_empty() || url.password().is_some() {

@@ -66,7 +66,12 @@ pub async fn usage(store: &Store, cmd: UsageCommand) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("usage of {org} over the last {days} day(s){}", group.map(|g| format!(", members of {g:?}")).unwrap_or_default());
+    println!(
+        "usage of {org} over the last {days} day(s){}",
+        group
+            .map(|g| format!(", members of {g:?}"))
+            .unwrap_or_default()
+    );
     table("person", &people);
     println!();
     table("group", &groups);

@@ -98,7 +98,11 @@ impl Store {
 
     /// Totals per group of the organisation from `since_day` on: each group's current members'
     /// usage (a person in two groups counts in both).
-    pub async fn usage_by_group(&self, org_id: &str, since_day: i64) -> StoreResult<Vec<UsageTotals>> {
+    pub async fn usage_by_group(
+        &self,
+        org_id: &str,
+        since_day: i64,
+    ) -> StoreResult<Vec<UsageTotals>> {
         sqlx::query(
             "SELECT g.display_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
              CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \

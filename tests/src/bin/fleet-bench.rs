@@ -485,6 +485,7 @@ async fn real_agent(
         }
         let mut child = Command::new(&agent)
             .arg("run")
+            .args(["--relay-addr", "127.0.0.1:0"])
             .args(&locations)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

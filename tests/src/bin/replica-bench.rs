@@ -173,6 +173,7 @@ async fn main() -> Result<()> {
         }
         let mut child = Command::new(&agent)
             .arg("run")
+            .args(["--relay-addr", "127.0.0.1:0"])
             .args(&locations)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -22,7 +22,7 @@ use tonic::codegen::http::Uri;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::link::messages::{AgentEvent, OfflineRule, ServerEvent, Snapshot};
+use crate::link::messages::{AgentEvent, KeyDelivery, OfflineRule, ServerEvent, Snapshot};
 use palisade_policy::{Policy, PolicyErrors, SCHEMA_VERSION};
 use serde_json::{json, Value};
 
@@ -61,6 +61,12 @@ pub enum ConvertError {
     /// A rule this agent does not know.
     #[error("unknown offline rule {0} (is the agent older than the control plane?)")]
     UnknownOfflineRule(i32),
+    /// A key delivery this agent does not know.
+    #[error("unknown key delivery {0} (is the agent older than the control plane?)")]
+    UnknownKeyDelivery(i32),
+    /// The relay's upstream is not an http(s) URL.
+    #[error("the relay's upstream URL is malformed")]
+    BadUpstream,
 }
 
 /// The policy of a snapshot: the schema-2 document, checked against the same key table the
@@ -112,6 +118,32 @@ fn offline_rule(raw: i32) -> Result<OfflineRule, ConvertError> {
     }
 }
 
+/// An unknown delivery (from a newer control plane) is refused rather than guessed: guessing
+/// `helper` would hand the developer the key the organisation meant to keep from them.
+fn key_delivery(raw: i32) -> Result<KeyDelivery, ConvertError> {
+    match pb::KeyDelivery::try_from(raw) {
+        Ok(pb::KeyDelivery::Unspecified | pb::KeyDelivery::Helper) => Ok(KeyDelivery::Helper),
+        Ok(pb::KeyDelivery::Proxy) => Ok(KeyDelivery::Proxy),
+        Err(_) => Err(ConvertError::UnknownKeyDelivery(raw)),
+    }
+}
+
+/// The relay's upstream: empty is the Anthropic API; otherwise an http(s) URL.
+fn upstream_url(raw: &str) -> Result<Option<String>, ConvertError> {
+    let url = raw.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let ok = url.len() <= 2048
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(Some(url.trim_end_matches('/').to_owned()))
+    } else {
+        Err(ConvertError::BadUpstream)
+    }
+}
+
 /// A deadline of 0 (or less) means the server set none.
 fn deadline(raw: i64) -> Option<i64> {
     (raw > 0).then_some(raw)
@@ -136,6 +168,8 @@ impl TryFrom<pb::PolicySnapshot> for Snapshot {
             device_unverified: s.device_unverified,
             confirm_url: Some(s.confirm_url.trim().to_owned())
                 .filter(|u| !u.is_empty() && u.len() <= 2048 && u.starts_with("http")),
+            key_delivery: key_delivery(s.key_delivery)?,
+            upstream_url: upstream_url(&s.upstream_url)?,
         })
     }
 }
@@ -193,6 +227,22 @@ impl From<AgentEvent> for pb::AgentMessage {
             AgentEvent::Warning(w) => Message::Warning(pb::SettingsWarning {
                 code: w.code,
                 detail: w.detail,
+            }),
+            AgentEvent::Usage(u) => Message::Usage(pb::UsageReport {
+                epoch: u.epoch,
+                counters: u
+                    .counters
+                    .into_iter()
+                    .map(|(day, model, t)| pb::UsageCounter {
+                        day,
+                        model,
+                        requests: t.requests,
+                        input_tokens: t.input_tokens,
+                        output_tokens: t.output_tokens,
+                        cache_creation_input_tokens: t.cache_creation_input_tokens,
+                        cache_read_input_tokens: t.cache_read_input_tokens,
+                    })
+                    .collect(),
             }),
         };
         pb::AgentMessage {
@@ -584,6 +634,7 @@ mod tests {
             policy_sha256: "ab".into(),
             device_unverified: true,
             confirm_url: "https://cp.example/enroll/device/verify?device=d1".into(),
+            ..pb::PolicySnapshot::default()
         };
         let snap = Snapshot::try_from(s.clone()).unwrap();
         assert_eq!(snap.version, 7);

@@ -1,0 +1,92 @@
+//! Who is on the other end of a loopback TCP connection. On Linux the kernel lists every TCP
+//! socket with its owner's uid in `/proc/net/tcp`: the relay finds the client's socket (its
+//! local address is the connection's peer address, its remote address the relay's) and so
+//! refuses a local token presented by another account's process. Elsewhere no such table is
+//! readable without privileges the agent does not ask for; the token's secrecy (a file only
+//! its developer can read) is the binding there.
+
+use std::net::SocketAddr;
+
+/// The uid owning the client socket of the connection `peer` → `local`, when it can be known.
+#[cfg(target_os = "linux")]
+pub fn owner_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    let table = match peer {
+        SocketAddr::V4(_) => "/proc/net/tcp",
+        SocketAddr::V6(_) => "/proc/net/tcp6",
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    find_owner(&text, peer, local)
+}
+
+/// Not available on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn owner_uid(_peer: SocketAddr, _local: SocketAddr) -> Option<u32> {
+    None
+}
+
+/// The uid in a `/proc/net/tcp`-style table of the socket whose local address is `peer` and
+/// remote address is `local`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn find_owner(table: &str, peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    let want_local = encode(peer)?;
+    let want_remote = encode(local)?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid ...
+        let (l, r, uid) = (cols.get(1)?, cols.get(2)?, cols.get(7)?);
+        (l.eq_ignore_ascii_case(&want_local) && r.eq_ignore_ascii_case(&want_remote))
+            .then(|| uid.parse().ok())
+            .flatten()
+    })
+}
+
+/// An address as the kernel prints it: each 32-bit word of the address in host (little-endian)
+/// byte order, then the port.
+fn encode(addr: SocketAddr) -> Option<String> {
+    let words: Vec<u8> = match addr {
+        SocketAddr::V4(a) => a.ip().octets().to_vec(),
+        SocketAddr::V6(a) => a.ip().octets().to_vec(),
+    };
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let mut hex = String::new();
+    for word in words.chunks(4) {
+        for b in word.iter().rev() {
+            hex.push_str(&format!("{b:02X}"));
+        }
+    }
+    Some(format!("{hex}:{:04X}", addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_client_socket_in_the_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:B86B 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 123 1 0 20 4 30 10 -1\n\
+   1: 0100007F:1F90 0100007F:B86B 01 00000000:00000000 00:00000000 00000000     0        0 124 1 0 20 4 30 10 -1\n";
+        let peer: SocketAddr = "127.0.0.1:47211".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(find_owner(table, peer, local), Some(1000));
+        assert_eq!(find_owner(table, local, peer), Some(0));
+        let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(find_owner(table, other, local), None);
+    }
+
+    /// A real connection on this machine: the client socket is ours.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_loopback_connection_belongs_to_this_process_uid() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(local).unwrap();
+        let (_server, peer) = listener.accept().unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        use std::os::unix::fs::MetadataExt;
+        let me = tempfile::tempfile().unwrap().metadata().unwrap().uid();
+        assert_eq!(owner_uid(peer, local), Some(me));
+    }
+}

@@ -1,0 +1,386 @@
+//! Key custody end to end: the real control plane with `key-delivery proxy`, a real agent (its
+//! relay on loopback) and a fake upstream Messages API started here. The developer-side files
+//! hold only a local token; the upstream sees the real key; a streamed answer passes through
+//! as it is produced; usage reaches `usage show`; a foreign token, another account's process
+//! and an unreachable upstream get clear errors; a deactivation makes the relay refuse.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::StreamExt;
+use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
+use palisade_tests::{backend_tests, Backend, ControlPlane};
+use serde_json::{json, Value};
+
+const REAL_KEY: &str = "sk-ant-api03-REAL-ORG-KEY-never-on-the-laptop";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+struct Upstream {
+    /// (x-api-key, had an Authorization header) of every request.
+    seen: Mutex<Vec<(String, bool)>>,
+    /// Holds a streamed answer after its first event until the test releases it.
+    gate: tokio::sync::Notify,
+}
+
+fn sse(event: &str, data: &Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+async fn upstream_messages(
+    State(u): State<Arc<Upstream>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if let Ok(mut seen) = u.seen.lock() {
+        seen.push((key, headers.contains_key("authorization")));
+    }
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if req["stream"] == json!(true) {
+        let first = sse(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                "model": "claude-test-stream", "content": [], "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        );
+        let rest = [
+            sse("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            sse("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "relayed"}})),
+            sse("content_block_stop", &json!({"type": "content_block_stop", "index": 0})),
+            sse("message_delta", &json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}})),
+            sse("message_stop", &json!({"type": "message_stop"})),
+        ]
+        .concat();
+        let gate = u.clone();
+        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
+            futures::stream::once(async move {
+                gate.gate.notified().await;
+                Ok(rest)
+            }),
+        );
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap_or_default();
+    }
+    let answer = json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-test-json",
+        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 11, "output_tokens": 3}});
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(answer.to_string()))
+        .unwrap_or_default()
+}
+
+async fn upstream_overloaded() -> Response {
+    Response::builder()
+        .status(529)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"upstream says overloaded"}}"#,
+        ))
+        .unwrap_or_default()
+}
+
+async fn start_upstream() -> Result<(SocketAddr, Arc<Upstream>, tokio::task::JoinHandle<()>)> {
+    let state = Arc::new(Upstream::default());
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream_messages))
+        .route("/v1/overloaded", axum::routing::post(upstream_overloaded))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, state, task))
+}
+
+/// The relay URL the drop-in points Claude Code at.
+fn relay_url(w: &Workstation) -> Option<String> {
+    w.drop_in()?
+        .pointer("/env/ANTHROPIC_BASE_URL")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What the developer's helper prints.
+async fn helper_output(w: &Workstation) -> Result<String> {
+    let d = w.drop_in().ok_or_else(|| anyhow!("no drop-in"))?;
+    let helper = d["apiKeyHelper"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no apiKeyHelper: {d}"))?;
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", helper])
+        .output()
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn messages_body(stream: bool) -> Value {
+    json!({"model": "claude-test", "max_tokens": 16, "stream": stream,
+           "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// Every file under `dir` that holds `needle`, skipping `skip`.
+fn files_containing(dir: &std::path::Path, needle: &str, skip: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.starts_with(skip) {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
+    let (upstream_addr, upstream, upstream_task) = start_upstream().await?;
+    let key = secrets_key_file()?;
+    let cp = ControlPlane::start(
+        backend,
+        &["--secrets-key-file", &key, "--keepalive-seconds", "1"],
+    )
+    .await?;
+    set_org_api_key(&cp, REAL_KEY).await?;
+    cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--key-delivery",
+        "proxy",
+        "--upstream-url",
+        &format!("http://{upstream_addr}"),
+    ])
+    .await?;
+    let scim = cp.scim();
+    let uid = palisade_tests::create_user(&scim, "keyholder@example.com").await?;
+    let mut w = Workstation::new()?;
+    w.enroll_ok(&cp, "keyholder@example.com").await?;
+    w.start()?;
+    w.wait_for("the relay in the drop-in", |w| relay_url(w).is_some())
+        .await?;
+    let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
+    assert!(relay.starts_with("http://127.0.0.1:"), "{relay}");
+
+    // The helper prints a local token; no developer-side file holds the key.
+    let token = helper_output(&w).await?;
+    assert!(token.starts_with("pal_local_"), "helper printed {token:?}");
+    let state = w.state();
+    let leaks = files_containing(w.root(), REAL_KEY, &state);
+    assert!(
+        leaks.is_empty(),
+        "the real key is in developer-side files: {leaks:?}"
+    );
+    assert!(
+        std::fs::read_to_string(state.join("upstream-key"))?.contains(REAL_KEY),
+        "the agent keeps the key in its state directory"
+    );
+
+    let http = reqwest::Client::new();
+    // A streamed answer passes through as it is produced: the first event arrives while the
+    // upstream still holds the rest (a buffering relay would wait for the whole answer).
+    let resp = http
+        .post(format!("{relay}/v1/messages?beta=true"))
+        .header("x-api-key", &token)
+        .header("authorization", format!("Bearer {token}"))
+        .json(&messages_body(true))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let first = tokio::time::timeout(WAIT, body.next())
+        .await
+        .context("the first event never arrived: the relay buffers")?
+        .ok_or_else(|| anyhow!("empty answer"))??;
+    assert!(
+        String::from_utf8_lossy(&first).contains("message_start"),
+        "{first:?}"
+    );
+    upstream.gate.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk?);
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("relayed"));
+
+    // A JSON answer, then the upstream's own error, passed through unchanged.
+    let resp = http
+        .post(format!("{relay}/v1/messages"))
+        .header("x-api-key", &token)
+        .json(&messages_body(false))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await?["usage"]["input_tokens"], 11);
+    let resp = http
+        .post(format!("{relay}/v1/overloaded"))
+        .header("x-api-key", &token)
+        .json(&messages_body(false))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 529);
+    assert!(resp.text().await?.contains("upstream says overloaded"));
+
+    // The upstream saw the real key, never the token or an Authorization header.
+    let seen = upstream.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|(k, auth)| k == REAL_KEY && !auth),
+        "{seen:?}"
+    );
+
+    // No token, someone else's token: refused before the upstream.
+    for bad in [None, Some("sk-ant-api03-personal"), Some("pal_local_00ff")] {
+        let mut req = http
+            .post(format!("{relay}/v1/messages"))
+            .json(&messages_body(false));
+        if let Some(t) = bad {
+            req = req.header("x-api-key", t);
+        }
+        let resp = req.send().await?;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+        assert!(resp.text().await?.contains("Palisade"));
+    }
+    // Another account on this computer presenting the developer's token (Linux checks the
+    // client socket's owner).
+    if cfg!(target_os = "linux") && w.developer_uid()? == 0 {
+        let out = tokio::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "POST",
+            ])
+            .args([
+                "-H",
+                &format!("x-api-key: {token}"),
+                "-H",
+                "content-type: application/json",
+            ])
+            .args([
+                "--data",
+                &messages_body(false).to_string(),
+                &format!("{relay}/v1/messages"),
+            ])
+            .output()
+            .await?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "403",
+            "another uid's request: {out:?}"
+        );
+    }
+    let seen = upstream.seen.lock().map(|s| s.len()).unwrap_or_default();
+    assert_eq!(seen, 2, "refused requests reached the upstream");
+
+    // Usage reaches the control plane: 2 requests, 30 + 11 input and 7 + 3 output tokens.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = cp
+            .cli_ok(&[
+                "usage", "show", "--org", "default", "--since", "1d", "--json",
+            ])
+            .await?;
+        let v: Value = serde_json::from_str(&out)?;
+        let person = &v["people"][0];
+        if person["requests"] == json!(2) {
+            assert_eq!(person["name"], "keyholder@example.com", "{v}");
+            assert_eq!(person["input_tokens"], 41, "{v}");
+            assert_eq!(person["output_tokens"], 10, "{v}");
+            assert_eq!(person["devices"], 1, "{v}");
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("usage never reached the control plane: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The upstream down: a clear error naming Palisade, not a hang.
+    upstream_task.abort();
+    let _ = upstream_task.await;
+    let resp = http
+        .post(format!("{relay}/v1/messages"))
+        .header("x-api-key", &token)
+        .json(&messages_body(false))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert!(resp.text().await?.contains("could not be reached"));
+
+    // Deactivation: the relay refuses at once, and the token is gone with the rest.
+    scim.patch_ops(
+        &format!("/Users/{uid}"),
+        json!([{"op": "replace", "path": "active", "value": false}]),
+    )
+    .await?
+    .expect(200)?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = http
+            .post(format!("{relay}/v1/messages"))
+            .header("x-api-key", &token)
+            .json(&messages_body(false))
+            .send()
+            .await?;
+        if resp.status() == StatusCode::FORBIDDEN {
+            assert!(resp
+                .text()
+                .await?
+                .contains("your access was removed by your organisation"));
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the relay still answers {} after deactivation",
+                resp.status()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.wait_for("the wipe", |w| !w.state().join("upstream-key").exists())
+        .await?;
+    assert!(
+        helper_output(&w).await?.is_empty(),
+        "the token survived the wipe"
+    );
+    w.stop().await;
+    Ok(())
+}
+
+backend_tests! {
+    the_relay_keeps_the_key => the_relay_keeps_the_key_sqlite, the_relay_keeps_the_key_postgres;
+}
