@@ -107,6 +107,11 @@ pub enum Command {
         /// Unix) instead of the state directory; no config file or state is read then.
         #[arg(long = "key-file", value_name = "FILE")]
         key_file: Option<PathBuf>,
+        /// The agent's key relay (written by the agent with proxy key delivery): a local token
+        /// is printed only while the relay answers, so that a stopped agent fails here with a
+        /// message naming Palisade instead of as a bare connection error in Claude Code.
+        #[arg(long, value_name = "ADDR")]
+        relay: Option<std::net::SocketAddr>,
         /// Where things are.
         #[command(flatten)]
         locations: Locations,

@@ -20,10 +20,15 @@ fn main() -> ExitCode {
     // state directory; the file is all it needs.
     if let Command::ApiKey {
         key_file: Some(path),
+        relay,
         ..
     } = &cli.command
     {
-        return print_key(keyfile::read_key_file(path));
+        return print_key(
+            keyfile::read_key_file(path)
+                .map_err(|e| e.to_string())
+                .and_then(|k| api_key::check_relay(k, *relay).map_err(|e| e.to_string())),
+        );
     }
     let config = match config::resolve(&Overrides::from(cli.command.locations())) {
         Ok(c) => c,
@@ -33,8 +38,8 @@ fn main() -> ExitCode {
         }
     };
     // `api-key` runs inside Claude Code on every TTL: no runtime, no logging setup.
-    if let Command::ApiKey { .. } = cli.command {
-        return serve_api_key(&config);
+    if let Command::ApiKey { relay, .. } = cli.command {
+        return serve_api_key(&config, relay);
     }
     // Started by the Windows service control manager: it runs (and logs) as a service.
     #[cfg(windows)]
@@ -139,13 +144,13 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
                 ExitCode::FAILURE
             })
         }
-        Command::ApiKey { .. } => Ok(serve_api_key(&config)),
+        Command::ApiKey { relay, .. } => Ok(serve_api_key(&config, relay)),
     }
 }
 
-fn serve_api_key(config: &Config) -> ExitCode {
+fn serve_api_key(config: &Config, relay: Option<std::net::SocketAddr>) -> ExitCode {
     let state = StateDir::new(&config.paths.state_dir);
-    print_key(api_key::read_api_key(&state))
+    print_key(api_key::read_api_key(&state).and_then(|k| api_key::check_relay(k, relay)))
 }
 
 /// Prints the key and succeeds, or prints the error on standard error only and fails.

@@ -305,6 +305,11 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
     }
     let seen = upstream.seen.lock().map(|s| s.len()).unwrap_or_default();
     assert_eq!(seen, 2, "refused requests reached the upstream");
+    let log = w.log();
+    assert!(
+        !log.contains(REAL_KEY) && !log.contains(&token),
+        "a credential is in the agent's log"
+    );
 
     // Usage reaches the control plane: 2 requests, 30 + 11 input and 7 + 3 output tokens.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -328,6 +333,58 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Rotation: the admin stores a new key; the relay forwards with it, the token stays.
+    const ROTATED: &str = "sk-ant-api03-ROTATED-ORG-KEY";
+    set_org_api_key(&cp, ROTATED).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = http
+            .post(format!("{relay}/v1/messages"))
+            .header("x-api-key", &token)
+            .json(&messages_body(false))
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 200);
+        let last = upstream
+            .seen
+            .lock()
+            .ok()
+            .and_then(|s| s.last().map(|(k, _)| k.clone()));
+        if last.as_deref() == Some(ROTATED) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the rotated key never reached the relay (last seen {last:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        helper_output(&w).await?,
+        token,
+        "rotation changed the token"
+    );
+
+    // The agent stopped: the helper fails with a message naming Palisade (what Claude Code
+    // shows), not a silent connection error.
+    w.stop().await;
+    let d = w.drop_in().ok_or_else(|| anyhow!("no drop-in"))?;
+    let helper = d["apiKeyHelper"].as_str().unwrap_or_default().to_owned();
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", &helper])
+        .output()
+        .await?;
+    assert!(!out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Palisade agent is not running"),
+        "{out:?}"
+    );
+    w.start()?;
+    w.wait_for("the relay back", |w| {
+        relay_url(w).is_some_and(|u| u != relay)
+    })
+    .await?;
+    let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
 
     // The upstream down: a clear error naming Palisade, not a hang.
     upstream_task.abort();

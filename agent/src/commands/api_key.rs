@@ -25,6 +25,36 @@ pub enum ApiKeyError {
     /// The state cannot be read.
     #[error("cannot read the API key: {0}")]
     State(#[from] StateError),
+    /// A local token, but the relay it works with does not answer.
+    #[error(
+        "the Palisade agent is not running: its key relay at {addr} does not answer ({error}); \
+         start the palisade-agent service or ask your IT team"
+    )]
+    RelayDown {
+        /// The relay's address.
+        addr: std::net::SocketAddr,
+        /// Why the connection failed.
+        error: String,
+    },
+}
+
+/// A local token is only worth printing while its relay answers (a plain key is printed as
+/// is): a stopped agent then shows up in Claude Code as a helper failure naming Palisade.
+pub fn check_relay(
+    key: String,
+    relay: Option<std::net::SocketAddr>,
+) -> Result<String, ApiKeyError> {
+    let Some(addr) = relay.filter(|_| key.starts_with(crate::relay::token::LOCAL_TOKEN_PREFIX))
+    else {
+        return Ok(key);
+    };
+    match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
+        Ok(_) => Ok(key),
+        Err(e) => Err(ApiKeyError::RelayDown {
+            addr,
+            error: e.to_string(),
+        }),
+    }
 }
 
 /// The key Claude Code should use.
@@ -128,6 +158,23 @@ mod tests {
         assert_eq!(
             helper_command_for(&win, None, true),
             r#""C:\Program Files\Palisade\palisade-agent.exe" api-key"#
+        );
+    }
+
+    #[test]
+    fn a_local_token_needs_its_relay() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = listener.local_addr().unwrap();
+        let token = "pal_local_ab".to_owned();
+        assert_eq!(check_relay(token.clone(), Some(up)).unwrap(), token);
+        assert_eq!(check_relay(token.clone(), None).unwrap(), token);
+        drop(listener);
+        let e = check_relay(token, Some(up)).unwrap_err().to_string();
+        assert!(e.contains("Palisade agent is not running"), "{e}");
+        // A plain key (helper delivery) is printed whatever the relay does.
+        assert_eq!(
+            check_relay("sk-ant-1".into(), Some(up)).unwrap(),
+            "sk-ant-1"
         );
     }
 

@@ -75,6 +75,11 @@ impl Enforcer {
         &self.opts
     }
 
+    /// Sets the `apiKeyHelper` command, from the next [`Enforcer::apply`].
+    pub fn set_helper(&mut self, helper: String) {
+        self.opts.api_key_helper = Some(helper);
+    }
+
     /// Sets where Claude Code sends its requests (the relay), from the next [`Enforcer::apply`].
     pub fn set_base_url(&mut self, base_url: Option<String>) {
         self.opts.base_url = base_url;

@@ -184,6 +184,11 @@ impl Relay {
         Ok(relay)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
     /// The base URL Claude Code is given.
     pub fn url(&self) -> String {
         format!("http://{}", self.shared.local_addr)

@@ -195,6 +195,8 @@ struct Agent {
     key_warning: Option<Warning>,
     /// Why no developer was found, when `~/.claude` was refused.
     developer_warning: Option<Warning>,
+    /// The `apiKeyHelper` command without the relay check.
+    helper: String,
     /// The local relay (key custody), when it could listen.
     relay: Option<Relay>,
     /// Why the relay is not listening.
@@ -238,7 +240,7 @@ impl Agent {
             None
         });
         let opts = RenderOptions {
-            api_key_helper: Some(helper),
+            api_key_helper: Some(helper.clone()),
             ..RenderOptions::default()
         };
         let enforcer = Enforcer::new(&paths.settings_dir, opts);
@@ -267,6 +269,7 @@ impl Agent {
             wiped,
             key_warning: None,
             developer_warning: None,
+            helper,
             relay,
             relay_warning,
             api_key: None,
@@ -288,8 +291,7 @@ impl Agent {
             self.write_lockdown();
         } else if let Some(cached) = self.cached.clone() {
             let relayed = cached.key_delivery == KeyDelivery::Proxy && self.relay.is_some();
-            self.enforcer
-                .set_base_url(self.relay.as_ref().filter(|_| relayed).map(Relay::url));
+            self.set_delivery(relayed);
             let key_file = if relayed {
                 UPSTREAM_KEY_FILE
             } else {
@@ -761,6 +763,22 @@ impl Agent {
         }
         s.offline_lockdown = self.offline_lockdown;
         self.sync_relay();
+    }
+
+    /// Points Claude Code at the relay (its URL, and a helper that checks it answers) or not,
+    /// from the next policy written.
+    fn set_delivery(&mut self, relayed: bool) {
+        match self.relay.as_ref().filter(|_| relayed) {
+            Some(relay) => {
+                self.enforcer.set_base_url(Some(relay.url()));
+                self.enforcer
+                    .set_helper(format!("{} --relay {}", self.helper, relay.addr()));
+            }
+            None => {
+                self.enforcer.set_base_url(None);
+                self.enforcer.set_helper(self.helper.clone());
+            }
+        }
     }
 
     /// Tells the relay whose token to accept and whether to forward, from the agent's state.

@@ -39,8 +39,7 @@ impl Agent {
         self.status.confirm_url = confirm_url.filter(|_| device_unverified);
         // Proxy delivery points Claude Code at the relay (when it runs).
         let relayed = key_delivery == KeyDelivery::Proxy && self.relay.is_some();
-        self.enforcer
-            .set_base_url(self.relay.as_ref().filter(|_| relayed).map(Relay::url));
+        self.set_delivery(relayed);
         // The policy first: a key that cannot be written must not keep it off the disk.
         let written = match self.enforcer.apply(&policy) {
             Ok(written) => written,

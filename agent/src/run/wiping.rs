@@ -80,7 +80,7 @@ impl Agent {
             }
             relay.reset_usage();
         }
-        self.enforcer.set_base_url(None);
+        self.set_delivery(false);
         if let Err(e) = self.enforcer.apply(&palisade_policy::lockdown()) {
             record.failed.push(format!("lockdown policy: {e}"));
         }
