@@ -25,6 +25,9 @@ pub enum ApiKeyError {
     /// The state cannot be read.
     #[error("cannot read the API key: {0}")]
     State(#[from] StateError),
+    /// The wipe left its marker: the organisation removed this person's access.
+    #[error("Palisade: your access was removed by your organisation.")]
+    Revoked,
     /// A local token, but the relay it works with does not answer.
     #[error(
         "the Palisade agent is not running: its key relay at {addr} does not answer ({error}); \
@@ -44,6 +47,11 @@ pub fn check_relay(
     key: String,
     relay: Option<std::net::SocketAddr>,
 ) -> Result<String, ApiKeyError> {
+    // Claude Code shows a failing helper at once (it retries an auth error with a working
+    // one for minutes), and its stderr is where the developer reads why.
+    if key == crate::relay::token::REVOKED_TOKEN {
+        return Err(ApiKeyError::Revoked);
+    }
     let Some(addr) = relay.filter(|_| key.starts_with(crate::relay::token::LOCAL_TOKEN_PREFIX))
     else {
         return Ok(key);
@@ -171,6 +179,10 @@ mod tests {
         drop(listener);
         let e = check_relay(token, Some(up)).unwrap_err().to_string();
         assert!(e.contains("Palisade agent is not running"), "{e}");
+        assert!(matches!(
+            check_relay(crate::relay::token::REVOKED_TOKEN.into(), None),
+            Err(ApiKeyError::Revoked)
+        ));
         // A plain key (helper delivery) is printed whatever the relay does.
         assert_eq!(
             check_relay("sk-ant-1".into(), Some(up)).unwrap(),

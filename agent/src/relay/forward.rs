@@ -76,6 +76,10 @@ pub async fn handle(
     // gone with the secret, and the message is what they must see.
     let (key, upstream) = match relay.access() {
         Access::Serving { key, upstream } => (key, upstream),
+        // The reachability probe is answered here: the relay is reachable, and a refused
+        // probe makes Claude Code wait and retry instead of showing the refusal of the
+        // request that follows.
+        Access::Refusing(_) if probe => return StatusCode::OK.into_response(),
         Access::Refusing(why) => {
             return api_error(StatusCode::FORBIDDEN, "permission_error", &why.message());
         }

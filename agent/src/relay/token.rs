@@ -13,6 +13,11 @@ use crate::state::{StateDir, StateError};
 
 /// Prefix of every local token (also what tells the relay a request carries one).
 pub const LOCAL_TOKEN_PREFIX: &str = "pal_local_";
+/// What the wipe leaves in the developer's key file with proxy delivery: not a token (it
+/// verifies against no secret) but a marker on which the helper fails with "your access was
+/// removed by your organisation" — Claude Code shows a failing helper at once and its stderr
+/// says why, where a refused request would be retried for minutes.
+pub const REVOKED_TOKEN: &str = "pal_local_revoked";
 /// The state file holding the secret (hex).
 pub const RELAY_SECRET_FILE: &str = "relay-secret";
 

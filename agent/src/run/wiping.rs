@@ -61,6 +61,12 @@ impl Agent {
             reason: pending.reason.clone(),
             ..WipeRecord::default()
         };
+        // With proxy delivery Claude Code stays pointed at the relay, which now refuses with
+        // the message the developer must see ("your access was removed by your organisation").
+        let was_relayed = self
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.key_delivery == KeyDelivery::Proxy);
         self.device = None;
         self.cached = None;
         self.wiped = true;
@@ -80,7 +86,7 @@ impl Agent {
             }
             relay.reset_usage();
         }
-        self.set_delivery(false);
+        self.set_delivery(was_relayed);
         if let Err(e) = self.enforcer.apply(&palisade_policy::lockdown()) {
             record.failed.push(format!("lockdown policy: {e}"));
         }
@@ -104,6 +110,13 @@ impl Agent {
             &mut record,
         );
         wipe::wipe_keychain(&self.paths.claude_config_dir, &mut record).await;
+        if was_relayed {
+            if let Some(k) = &self.user_key {
+                if let Err(e) = k.save(crate::relay::token::REVOKED_TOKEN) {
+                    tracing::warn!(error = %e, "cannot leave the revoked marker for the helper");
+                }
+            }
+        }
         wipe::crash_point("wipe-removed");
 
         // (c) Recorded last, so "wiped" in status means the files are gone.
