@@ -439,6 +439,67 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// The control plane unreachable past the grace under the `lockdown` offline rule: the relay
+/// refuses as the settings lock down (contact coming back lifts both through the same path,
+/// `agent_e2e.rs` checks the lifting for the settings).
+async fn the_offline_rule_applies_to_the_relay(backend: Backend) -> Result<()> {
+    let (upstream_addr, _upstream, _task) = start_upstream().await?;
+    let key = secrets_key_file()?;
+    let mut cp = ControlPlane::start(
+        backend,
+        &["--secrets-key-file", &key, "--keepalive-seconds", "1"],
+    )
+    .await?;
+    set_org_api_key(&cp, REAL_KEY).await?;
+    cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--key-delivery",
+        "proxy",
+        "--upstream-url",
+        &format!("http://{upstream_addr}"),
+        "--offline-rule",
+        "lockdown",
+        "--offline-grace",
+        "3s",
+    ])
+    .await?;
+    palisade_tests::create_user(&cp.scim(), "away@example.com").await?;
+    let mut w = Workstation::new()?;
+    w.enroll_ok(&cp, "away@example.com").await?;
+    w.start()?;
+    w.wait_for("the relay in the drop-in", |w| relay_url(w).is_some())
+        .await?;
+    let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
+    let token = helper_output(&w).await?;
+    let http = reqwest::Client::new();
+    let ask = || {
+        http.post(format!("{relay}/v1/messages"))
+            .header("x-api-key", &token)
+            .json(&messages_body(false))
+            .send()
+    };
+    assert_eq!(ask().await?.status(), 200);
+    cp.kill9();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let resp = ask().await?;
+        if resp.status() == StatusCode::FORBIDDEN {
+            assert!(resp.text().await?.contains("has not reached"));
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the relay kept serving past the offline deadline");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.stop().await;
+    Ok(())
+}
+
 backend_tests! {
     the_relay_keeps_the_key => the_relay_keeps_the_key_sqlite, the_relay_keeps_the_key_postgres;
+    the_offline_rule_applies_to_the_relay => the_offline_rule_applies_to_the_relay_sqlite, the_offline_rule_applies_to_the_relay_postgres;
 }

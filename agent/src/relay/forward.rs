@@ -4,7 +4,6 @@
 //! stream the answer back unchanged while metering its usage. Bodies and credential headers
 //! are never logged.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -59,7 +58,7 @@ fn metered(method: &axum::http::Method, path: &str) -> bool {
 /// The relay's one handler (every method and path).
 pub async fn handle(
     State(relay): State<Relay>,
-    ConnectInfo(peer_addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(client): ConnectInfo<peer::Peer>,
     request: Request,
 ) -> Response {
     let started = Instant::now();
@@ -106,7 +105,7 @@ pub async fn handle(
             );
         }
         if let Some(uid) = binding.developer_uid {
-            if let Some(owner) = peer::owner_uid(peer_addr, relay.shared.local_addr) {
+            if let Some(owner) = client.uid {
                 if owner != uid {
                     tracing::warn!(
                         owner,

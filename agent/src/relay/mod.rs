@@ -13,7 +13,7 @@
 //! - [`peer`]: on Linux, the uid owning a loopback client socket.
 
 pub mod forward;
-mod peer;
+pub mod peer;
 pub mod token;
 pub mod usage;
 
@@ -175,8 +175,8 @@ impl Relay {
             .fallback(forward::handle)
             .with_state(relay.clone());
         tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, service).await {
+            let service = app.into_make_service_with_connect_info::<peer::Peer>();
+            if let Err(e) = axum::serve(peer::PeerListener::new(listener), service).await {
                 tracing::error!(error = %e, "the relay stopped");
             }
         });

@@ -7,6 +7,70 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A client connection as the relay knows it: its address and, on Linux, the uid owning its
+/// socket — looked up once when it is accepted (a `/proc/net/tcp` read costs about a
+/// millisecond; Claude Code keeps its connections, so requests pay nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The uid owning the client socket, when it can be known.
+    pub uid: Option<u32>,
+}
+
+/// The relay's listener: a loopback TCP listener whose accepted connections carry [`Peer`].
+pub struct PeerListener {
+    listener: TcpListener,
+}
+
+impl PeerListener {
+    /// Wraps a bound listener.
+    pub fn new(listener: TcpListener) -> PeerListener {
+        PeerListener { listener }
+    }
+}
+
+impl axum::serve::Listener for PeerListener {
+    type Io = TcpStream;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (TcpStream, Peer) {
+        loop {
+            match self.listener.accept().await {
+                Ok((io, addr)) => {
+                    let uid = io
+                        .local_addr()
+                        .ok()
+                        .and_then(|local| owner_uid(addr, local));
+                    return (io, Peer { addr, uid });
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::debug!(error = %e, "relay: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Peer> {
+        Ok(Peer {
+            addr: self.listener.local_addr()?,
+            uid: None,
+        })
+    }
+}
+
+impl Connected<IncomingStream<'_, PeerListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, PeerListener>) -> Peer {
+        *stream.remote_addr()
+    }
+}
+
 /// The uid owning the client socket of the connection `peer` → `local`, when it can be known.
 #[cfg(target_os = "linux")]
 pub fn owner_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
