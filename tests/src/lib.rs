@@ -32,6 +32,7 @@ pub mod browser;
 pub mod claude_code;
 pub mod h2raw;
 pub mod oidc;
+pub mod pki;
 pub mod workstation;
 
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

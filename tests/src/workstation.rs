@@ -145,9 +145,14 @@ impl Workstation {
         Ok(())
     }
     pub fn start(&mut self) -> Result<()> {
+        self.start_with_env(&[])
+    }
+    /// `run` with extra environment variables (e.g. `SSL_CERT_FILE` for the relay's upstream).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let log = std::fs::File::create(self.dir.path().join("agent.log"))?;
         let child = self
             .command("run")
+            .envs(env.iter().copied())
             .args(["--relay-addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(log)

@@ -499,7 +499,95 @@ async fn the_offline_rule_applies_to_the_relay(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// The upstream over TLS: the relay checks its certificate against the OS trust store (here a
+/// test CA handed to the agent through `SSL_CERT_FILE`, which the native-roots loader reads)
+/// and speaks HTTP/2 when the upstream offers it; without that CA the upstream is refused.
+async fn the_relay_speaks_tls_and_http2(backend: Backend) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = tempfile::tempdir()?;
+    let (ca, cert, server_key) = palisade_tests::pki::make_pki(pki.path(), "upstream")?;
+    let versions: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = versions.clone();
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(move |req: axum::extract::Request| {
+            let seen = seen.clone();
+            async move {
+                let key = req
+                    .headers()
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                if let Ok(mut s) = seen.lock() {
+                    s.push(format!("{:?} {key}", req.version()));
+                }
+                axum::Json(json!({"type": "message", "model": "tls", "content": [],
+                    "usage": {"input_tokens": 1, "output_tokens": 1}}))
+            }
+        }),
+    );
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &server_key).await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let _ = axum_server::from_tcp_rustls(listener, tls)
+            .serve(app.into_make_service())
+            .await;
+    });
+
+    let key = secrets_key_file()?;
+    let cp = ControlPlane::start(backend, &["--secrets-key-file", &key]).await?;
+    set_org_api_key(&cp, REAL_KEY).await?;
+    cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--key-delivery",
+        "proxy",
+        "--upstream-url",
+        &format!("https://{addr}"),
+    ])
+    .await?;
+    palisade_tests::create_user(&cp.scim(), "tls@example.com").await?;
+    let http = reqwest::Client::new();
+    let mut outcomes = Vec::new();
+    for trust in [true, false] {
+        let mut w = Workstation::new()?;
+        w.enroll_ok(&cp, "tls@example.com").await?;
+        if trust {
+            w.start_with_env(&[("SSL_CERT_FILE", &ca)])?;
+        } else {
+            w.start()?;
+        }
+        w.wait_for("the relay in the drop-in", |w| relay_url(w).is_some())
+            .await?;
+        let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
+        let token = helper_output(&w).await?;
+        let resp = http
+            .post(format!("{relay}/v1/messages"))
+            .header("x-api-key", &token)
+            .json(&messages_body(false))
+            .send()
+            .await?;
+        outcomes.push((resp.status(), resp.text().await?));
+        w.stop().await;
+    }
+    server.abort();
+    assert_eq!(outcomes[0].0, StatusCode::OK, "{outcomes:?}");
+    let seen = versions.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(seen, vec![format!("HTTP/2.0 {REAL_KEY}")], "{seen:?}");
+    assert_eq!(outcomes[1].0, StatusCode::BAD_GATEWAY, "{outcomes:?}");
+    assert!(
+        outcomes[1].1.contains("could not be reached"),
+        "{outcomes:?}"
+    );
+    Ok(())
+}
+
 backend_tests! {
+    the_relay_speaks_tls_and_http2 => the_relay_speaks_tls_and_http2_sqlite, the_relay_speaks_tls_and_http2_postgres;
     the_relay_keeps_the_key => the_relay_keeps_the_key_sqlite, the_relay_keeps_the_key_postgres;
     the_offline_rule_applies_to_the_relay => the_offline_rule_applies_to_the_relay_sqlite, the_offline_rule_applies_to_the_relay_postgres;
 }

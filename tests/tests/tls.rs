@@ -2,79 +2,12 @@
 //! certificate from files; an agent that pins the issuing CA enrolls and receives its policy,
 //! one that pins another CA is refused; a plaintext client gets nothing.
 
-use std::path::Path;
-use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use palisade_tests::pki::make_pki;
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::json;
-
-/// Makes a CA and a server certificate for 127.0.0.1/localhost with openssl; returns paths.
-fn make_pki(dir: &Path, name: &str) -> Result<(String, String, String)> {
-    let p = |f: &str| dir.join(format!("{name}-{f}")).display().to_string();
-    let run = |args: &[&str]| -> Result<()> {
-        let out = StdCommand::new("openssl")
-            .args(args)
-            .output()
-            .context("running openssl")?;
-        if !out.status.success() {
-            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    };
-    let ext = dir.join(format!("{name}-ext.cnf"));
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")?;
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN={name} test CA"),
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ])?;
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &p("server.key"),
-        "-out",
-        &p("server.csr"),
-    ])?;
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("server.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        &p("server.pem"),
-        "-extfile",
-        &ext.display().to_string(),
-    ])?;
-    Ok((p("ca.pem"), p("server.pem"), p("server.key")))
-}
 
 fn agent_binary() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/palisade-agent")
