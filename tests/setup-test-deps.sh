@@ -28,6 +28,15 @@ if ! command -v bwrap >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; the
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap socat
 fi
 
+if ! command -v tinyproxy >/dev/null 2>&1; then
+  echo "==> installing tinyproxy (a real corporate HTTP CONNECT proxy for the agent's relay)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy
+  # Only the binary is wanted: the tests start their own instance with their own config.
+  as_root systemctl disable --now tinyproxy >/dev/null 2>&1 || true
+  as_root service tinyproxy stop >/dev/null 2>&1 || true
+fi
+
 if [ ! -f tests/claude-code/node_modules/.package-lock.json ] \
   || [ tests/claude-code/package-lock.json -nt tests/claude-code/node_modules/.package-lock.json ]; then
   echo "==> npm ci in tests/claude-code (pinned Claude Code client, ~400 MB)"

@@ -106,6 +106,69 @@ async fn start_upstream() -> Result<(SocketAddr, Arc<Upstream>, tokio::task::Joi
     Ok((addr, state, task))
 }
 
+/// A real HTTP CONNECT proxy (tinyproxy from Debian, installed by `tests/setup-test-deps.sh`)
+/// on its own port, allowed to tunnel to `connect_port`.
+struct Tinyproxy {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Tinyproxy {
+    fn start(connect_port: u16) -> Result<Tinyproxy> {
+        let dir = tempfile::tempdir()?;
+        // tinyproxy drops to `nobody`, which must be able to write its log.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let conf = dir.path().join("tinyproxy.conf");
+        let log = dir.path().join("tinyproxy.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\n\
+                 ConnectPort {connect_port}\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 20\n",
+                log.display()
+            ),
+        )?;
+        let child = std::process::Command::new("tinyproxy")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting tinyproxy (tests/setup-test-deps.sh installs it)")?;
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("tinyproxy did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Tinyproxy {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tinyproxy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The relay URL the drop-in points Claude Code at.
 fn relay_url(w: &Workstation) -> Option<String> {
     w.drop_in()?
@@ -501,7 +564,8 @@ async fn the_offline_rule_applies_to_the_relay(backend: Backend) -> Result<()> {
 
 /// The upstream over TLS: the relay checks its certificate against the OS trust store (here a
 /// test CA handed to the agent through `SSL_CERT_FILE`, which the native-roots loader reads)
-/// and speaks HTTP/2 when the upstream offers it; without that CA the upstream is refused.
+/// and speaks HTTP/2 when the upstream offers it; without that CA the upstream is refused;
+/// with `HTTPS_PROXY` the relay tunnels through the corporate proxy (Debian's tinyproxy).
 async fn the_relay_speaks_tls_and_http2(backend: Backend) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = tempfile::tempdir()?;
@@ -551,16 +615,22 @@ async fn the_relay_speaks_tls_and_http2(backend: Backend) -> Result<()> {
     ])
     .await?;
     palisade_tests::create_user(&cp.scim(), "tls@example.com").await?;
+    let proxy = Tinyproxy::start(addr.port())?;
     let http = reqwest::Client::new();
     let mut outcomes = Vec::new();
-    for trust in [true, false] {
+    // Trusted directly; not trusted; trusted through the corporate proxy (HTTPS_PROXY).
+    let cases: [(bool, Option<&str>); 3] = [(true, None), (false, None), (true, Some(&proxy.url))];
+    for (trust, via) in cases {
         let mut w = Workstation::new()?;
         w.enroll_ok(&cp, "tls@example.com").await?;
+        let mut env: Vec<(&str, &str)> = Vec::new();
         if trust {
-            w.start_with_env(&[("SSL_CERT_FILE", &ca)])?;
-        } else {
-            w.start()?;
+            env.push(("SSL_CERT_FILE", &ca));
         }
+        if let Some(p) = via {
+            env.push(("HTTPS_PROXY", p));
+        }
+        w.start_with_env(&env)?;
         w.wait_for("the relay in the drop-in", |w| relay_url(w).is_some())
             .await?;
         let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
@@ -576,12 +646,18 @@ async fn the_relay_speaks_tls_and_http2(backend: Backend) -> Result<()> {
     }
     server.abort();
     assert_eq!(outcomes[0].0, StatusCode::OK, "{outcomes:?}");
-    let seen = versions.lock().map(|v| v.clone()).unwrap_or_default();
-    assert_eq!(seen, vec![format!("HTTP/2.0 {REAL_KEY}")], "{seen:?}");
     assert_eq!(outcomes[1].0, StatusCode::BAD_GATEWAY, "{outcomes:?}");
     assert!(
         outcomes[1].1.contains("could not be reached"),
         "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2].0, StatusCode::OK, "{outcomes:?}");
+    let seen = versions.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(seen, vec![format!("HTTP/2.0 {REAL_KEY}"); 2], "{seen:?}");
+    let log = proxy.log();
+    assert!(
+        log.contains("CONNECT") && log.contains(&addr.port().to_string()),
+        "the relay did not tunnel through the proxy:\n{log}"
     );
     Ok(())
 }
