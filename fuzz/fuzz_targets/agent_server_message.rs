@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
                 os,
                 // What the server sent for an unverified device ends up here.
                 announcement: snapshot.confirm_url.clone(),
+                // And the relay's upstream, when the server names one.
+                base_url: snapshot.upstream_url.clone(),
             };
             let _ = render(&snapshot.policy, &opts);
         }

@@ -26,6 +26,7 @@ cleanup() {
   set +e
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
   [ -n "$cp_pid" ] && kill "$cp_pid" 2>/dev/null
+  [ -n "${upstream_pid:-}" ] && kill "$upstream_pid" 2>/dev/null
   # Stops every wine process of OUR private prefix only (and its wineserver).
   if [ -n "$tmp" ] && [ -n "$wineserver" ]; then
     for prefix in "$tmp/wineprefix" "$tmp/msiprefix"; do
@@ -215,7 +216,7 @@ printf 'sk-ant-api03-cross-check-key' | "$cp_bin" api-key set --org default >"$t
 
 log "wine: palisade-agent.exe run (waiting up to ${E2E_TIMEOUT}s for the drop-in)"
 dropin="$settings/managed-settings.d/50-palisade.json"
-PALISADE_AGENT_LOG=info "$wine" "$tmp/bin/palisade-agent.exe" run "${locs[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
+PALISADE_AGENT_LOG=info "$wine" "$tmp/bin/palisade-agent.exe" run --relay-addr 127.0.0.1:0 "${locs[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
 agent_pid=$!
 if ! wait_for_dropin "$dropin" "$agent_pid"; then
   echo "--- agent stderr" >&2; tail -n 40 "$tmp/run.err" >&2
@@ -266,6 +267,63 @@ for p in "$state" "$state-keys" "$(dirname "$key_file")" "$key_file"; do
   [ $((8#$mode & 7)) -eq 0 ] || die "$p is mode $mode: the agent's access list did not apply"
 done
 log "ok  state dir $(stat -c %a "$state"), key root $(stat -c %a "$state-keys"), key dir $(stat -c %a "$(dirname "$key_file")"), key file $(stat -c %a "$key_file"): no access for others"
+
+# Key custody on Windows: with proxy delivery the agent's relay (a Windows socket under wine)
+# keeps the key, the developer's key file holds a local token, and a request through the relay
+# reaches the upstream with the real key.
+log "key custody: a fake upstream, then org settings --key-delivery proxy"
+cat >"$tmp/upstream.py" <<'PYEOF'
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        with open(sys.argv[1], "a") as f:
+            f.write(self.headers.get("x-api-key", "") + "\n")
+        body = json.dumps({"type": "message", "model": "wine", "content": [],
+                           "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PYEOF
+python3 "$tmp/upstream.py" "$tmp/upstream.keys" >"$tmp/upstream.port" 2>"$tmp/upstream.err" &
+upstream_pid=$!
+for _ in $(seq 1 50); do [ -s "$tmp/upstream.port" ] && break; sleep 0.1; done
+up_port=$(head -n1 "$tmp/upstream.port")
+[ -n "$up_port" ] || die "the fake upstream did not start"
+"$cp_bin" org settings --org default --key-delivery proxy --upstream-url "http://127.0.0.1:$up_port" \
+  >/dev/null 2>"$tmp/proxy.err" || { cat "$tmp/proxy.err" >&2; die "org settings --key-delivery proxy failed"; }
+relay=""
+for _ in $(seq 1 $((E2E_TIMEOUT * 5))); do
+  relay=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("env",{}).get("ANTHROPIC_BASE_URL",""))' "$dropin" 2>/dev/null || true)
+  [ -n "$relay" ] && break
+  sleep 0.2
+done
+[ -n "$relay" ] || { tail -n 30 "$tmp/run.err" >&2; die "the Windows agent did not point Claude Code at its relay"; }
+token=""
+for _ in $(seq 1 50); do
+  token=$(agent api-key --key-file "$(winpath "$key_file")" 2>/dev/null | tr -d '\r' || true)
+  [[ "$token" == pal_local_* ]] && break
+  sleep 0.2
+done
+[[ "$token" == pal_local_* ]] || die "the developer's key file does not hold a local token"
+if grep -q sk-ant-api03-cross-check-key "$key_file"; then die "the developer's key file still holds the real key"; fi
+http=$(curl -sS -o "$tmp/relayed.json" -w '%{http_code}' -X POST "$relay/v1/messages" \
+  -H "x-api-key: $token" -H 'content-type: application/json' --data '{"model":"wine","max_tokens":1,"messages":[]}')
+[ "$http" = 200 ] || { cat "$tmp/relayed.json" >&2; die "a request through the Windows relay returned $http"; }
+[ "$(tail -n1 "$tmp/upstream.keys")" = sk-ant-api03-cross-check-key ] \
+  || die "the upstream did not receive the organisation's key through the Windows relay"
+http=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$relay/v1/messages" -H 'x-api-key: sk-ant-stolen' --data '{}')
+[ "$http" = 401 ] || die "the Windows relay accepted a foreign key ($http)"
+kill "$upstream_pid" 2>/dev/null || true
+wait "$upstream_pid" 2>/dev/null || true
+log "ok  Windows relay at $relay: local token in the key file, the real key upstream, a foreign key refused"
 
 log "stopping the console agent"
 kill "$agent_pid" 2>/dev/null || true

@@ -141,8 +141,9 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Relay {
-    /// Binds `addr` (which must be a loopback address) and serves on the current runtime.
-    pub async fn start(
+    /// Binds `addr` (which must be a loopback address) and serves on the current runtime (call
+    /// it from within one).
+    pub fn start(
         addr: SocketAddr,
         secret: TokenSecret,
         usage: UsageCounters,
@@ -153,7 +154,9 @@ impl Relay {
                 format!("the relay listens on loopback only, not {addr}"),
             ));
         }
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let local_addr = listener.local_addr()?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

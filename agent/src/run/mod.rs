@@ -197,7 +197,10 @@ struct Agent {
     developer_warning: Option<Warning>,
     /// The `apiKeyHelper` command without the relay check.
     helper: String,
-    /// The local relay (key custody), when it could listen.
+    /// Where the relay listens once an organisation asks for it (`None`: never).
+    relay_addr: Option<std::net::SocketAddr>,
+    /// The local relay (key custody): started the first time a policy asks for proxy delivery,
+    /// so that a helper-delivery machine opens no port.
     relay: Option<Relay>,
     /// Why the relay is not listening.
     relay_warning: Option<Warning>,
@@ -222,7 +225,7 @@ impl Agent {
                 paths.state_dir.display()
             )
         })?;
-        let (relay, relay_warning) = start_relay(&state, relay_addr).await;
+
         let status = state.load_status().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring unreadable status file");
             Status::default()
@@ -270,8 +273,9 @@ impl Agent {
             key_warning: None,
             developer_warning: None,
             helper,
-            relay,
-            relay_warning,
+            relay_addr,
+            relay: None,
+            relay_warning: None,
             api_key: None,
             usage_flush_at: None,
         };
@@ -290,7 +294,7 @@ impl Agent {
             tracing::warn!("this device was wiped: keeping the lockdown policy until re-enrolled");
             self.write_lockdown();
         } else if let Some(cached) = self.cached.clone() {
-            let relayed = cached.key_delivery == KeyDelivery::Proxy && self.relay.is_some();
+            let relayed = cached.key_delivery == KeyDelivery::Proxy && self.ensure_relay();
             self.set_delivery(relayed);
             let key_file = if relayed {
                 UPSTREAM_KEY_FILE
@@ -765,9 +769,34 @@ impl Agent {
         self.sync_relay();
     }
 
+    /// Starts the relay if it is not running yet; whether it runs.
+    fn ensure_relay(&mut self) -> bool {
+        if self.relay.is_some() {
+            return true;
+        }
+        let Some(addr) = self.relay_addr else {
+            return false;
+        };
+        match start_relay(&self.state, addr) {
+            Ok(relay) => {
+                self.relay = Some(relay);
+                self.relay_warning = None;
+                true
+            }
+            Err(warning) => {
+                self.relay_warning = Some(warning);
+                false
+            }
+        }
+    }
+
     /// Points Claude Code at the relay (its URL, and a helper that checks it answers) or not,
     /// from the next policy written.
     fn set_delivery(&mut self, relayed: bool) {
+        if relayed {
+            // The relay must know whose token it issues before any is handed out.
+            self.sync_relay();
+        }
         match self.relay.as_ref().filter(|_| relayed) {
             Some(relay) => {
                 self.enforcer.set_base_url(Some(relay.url()));
@@ -896,42 +925,22 @@ fn developer_uid(user_key: Option<&UserKeyFile>) -> Option<u32> {
     }
 }
 
-/// Starts the relay on `addr` with the stored token secret and counters.
-async fn start_relay(
-    state: &StateDir,
-    addr: Option<std::net::SocketAddr>,
-) -> (Option<Relay>, Option<Warning>) {
-    let Some(addr) = addr else {
-        return (None, None);
-    };
-    let secret = match TokenSecret::load_or_create(state) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot keep the relay's token secret: the relay is off");
-            return (
-                None,
-                Some(relay_off_warning(format!(
-                    "cannot keep its token secret: {e}"
-                ))),
-            );
-        }
-    };
+/// Starts the relay on `addr` with the stored token secret and counters, or says why not.
+fn start_relay(state: &StateDir, addr: std::net::SocketAddr) -> Result<Relay, Warning> {
+    let secret = TokenSecret::load_or_create(state).map_err(|e| {
+        tracing::error!(error = %e, "cannot keep the relay's token secret: the relay is off");
+        relay_off_warning(format!("cannot keep its token secret: {e}"))
+    })?;
     let usage = state
         .read_json::<UsageCounters>(USAGE_FILE)
         .ok()
         .flatten()
         .filter(|u| !u.epoch.is_empty())
         .unwrap_or_else(UsageCounters::new_epoch);
-    match Relay::start(addr, secret, usage).await {
-        Ok(r) => (Some(r), None),
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "the relay cannot listen: with proxy key delivery no key is served");
-            (
-                None,
-                Some(relay_off_warning(format!("cannot listen on {addr}: {e}"))),
-            )
-        }
-    }
+    Relay::start(addr, secret, usage).map_err(|e| {
+        tracing::error!(%addr, error = %e, "the relay cannot listen: with proxy key delivery no key is served");
+        relay_off_warning(format!("cannot listen on {addr}: {e}"))
+    })
 }
 
 fn relay_off_warning(detail: String) -> Warning {

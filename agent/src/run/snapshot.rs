@@ -38,7 +38,7 @@ impl Agent {
         self.status.device_unverified = device_unverified;
         self.status.confirm_url = confirm_url.filter(|_| device_unverified);
         // Proxy delivery points Claude Code at the relay (when it runs).
-        let relayed = key_delivery == KeyDelivery::Proxy && self.relay.is_some();
+        let relayed = key_delivery == KeyDelivery::Proxy && self.ensure_relay();
         self.set_delivery(relayed);
         // The policy first: a key that cannot be written must not keep it off the disk.
         let written = match self.enforcer.apply(&policy) {
@@ -118,7 +118,11 @@ impl Agent {
     pub(super) fn store_api_key(&self, key: &str, relayed: bool) -> Result<(), String> {
         let mut failed = Vec::new();
         let token = if relayed {
-            self.relay.as_ref().and_then(Relay::local_token)
+            match self.relay.as_ref().and_then(Relay::local_token) {
+                Some(t) => Some(t),
+                // Never fall back to handing the developer the key itself.
+                None => return Err("the relay has no enrollment to issue a local token for".into()),
+            }
         } else {
             None
         };
