@@ -430,4 +430,4 @@ kill "$cp_pid" 2>/dev/null || true
 wait "$cp_pid" 2>/dev/null || true
 cp_pid=""
 
-log "PASS: Windows + macOS agents built and checked; under wine the Windows agent enrolled, applied policy, served the developer's key, reported HKLM and server-managed settings, and the MSI's tables and the PalisadeAgent service (start, enroll, policy, clean stop) checked"
+log "PASS: Windows + macOS agents built and checked; under wine the Windows agent enrolled, applied policy, served the developer's key, relayed with the key kept (proxy delivery), reported HKLM and server-managed settings, and the MSI's tables and the PalisadeAgent service (start, enroll, policy, clean stop) checked"

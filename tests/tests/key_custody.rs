@@ -318,6 +318,10 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
         "{seen:?}"
     );
 
+    // Claude Code's reachability probe is answered by the relay itself, without a token.
+    let probe = http.head(format!("{relay}/api/hello")).send().await?;
+    assert_eq!(probe.status(), 200);
+
     // No token, someone else's token: refused before the upstream.
     for bad in [None, Some("sk-ant-api03-personal"), Some("pal_local_00ff")] {
         let mut req = http

@@ -68,23 +68,23 @@ pub async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
-    // Claude Code's reachability probe needs no key.
-    let probe = parts.method == axum::http::Method::HEAD && parts.uri.path() == "/api/hello";
+    // Claude Code's reachability probe (sent without a key) is answered here: the relay is
+    // what it reaches, and nothing unauthenticated is ever forwarded with the key.
+    if parts.method == axum::http::Method::HEAD && parts.uri.path() == "/api/hello" {
+        return StatusCode::OK.into_response();
+    }
 
     // Refused access is said first, token or not: after a wipe the developer's token is
     // gone with the secret, and the message is what they must see.
     let (key, upstream) = match relay.access() {
         Access::Serving { key, upstream } => (key, upstream),
-        // The reachability probe is answered here: the relay is reachable, and a refused
-        // probe makes Claude Code wait and retry instead of showing the refusal of the
-        // request that follows.
-        Access::Refusing(_) if probe => return StatusCode::OK.into_response(),
         Access::Refusing(why) => {
             return api_error(StatusCode::FORBIDDEN, "permission_error", &why.message());
         }
     };
     let binding = super::read(&relay.shared.binding).clone();
-    if !probe {
+    // This device's token, and on Linux its developer's account on the other end.
+    {
         let Some(binding) = &binding else {
             return api_error(
                 StatusCode::FORBIDDEN,
