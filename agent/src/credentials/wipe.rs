@@ -80,6 +80,10 @@ pub fn remove_files(
     record.failed.extend(failed);
     remove_state_file(state, API_KEY_FILE, record);
     remove_state_file(state, UPSTREAM_KEY_FILE, record);
+    // The relay's token secret and usage counters belong to this enrollment: a later one
+    // starts with new tokens and new counters (never reporting this person's usage as its own).
+    remove_state_file(state, crate::relay::token::RELAY_SECRET_FILE, record);
+    remove_state_file(state, crate::relay::usage::USAGE_FILE, record);
     remove_credentials(claude_config_dir, record);
     for name in [DEVICE_FILE, POLICY_FILE, CA_FILE] {
         if !keep.contains(&name) {

@@ -49,10 +49,23 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
 }
 
-/// Whether a path is a Messages API call whose answer reports usage.
+/// Whether a path may be put under the upstream's base: absolute, and without empty, `.` or
+/// `..` segments (percent-encoded ones included).
+fn safe_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    rest.split('/').all(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded != "." && decoded != ".." && !segment.contains('\\')
+    }) && !path.contains("//")
+}
+
+/// Whether a request is a Messages API call whose answer reports usage (the path without its
+/// query; `count_tokens` generates nothing).
 fn metered(method: &axum::http::Method, path: &str) -> bool {
-    method == axum::http::Method::POST
-        && (path == "/v1/messages" || path.starts_with("/v1/messages?"))
+    let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
+    method == axum::http::Method::POST && path == "/v1/messages"
 }
 
 /// The relay's one handler (every method and path).
@@ -72,6 +85,16 @@ pub async fn handle(
     // what it reaches, and nothing unauthenticated is ever forwarded with the key.
     if parts.method == axum::http::Method::HEAD && parts.uri.path() == "/api/hello" {
         return StatusCode::OK.into_response();
+    }
+
+    // The path goes under the upstream's base as it is: no dot segments (which would leave a
+    // gateway's prefix or dodge the meter), nothing but an absolute path.
+    if !safe_path(parts.uri.path()) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Palisade: the relay forwards absolute paths without `.` or `..` segments only.",
+        );
     }
 
     // Refused access is said first, token or not: after a wipe the developer's token is
@@ -105,19 +128,19 @@ pub async fn handle(
             );
         }
         if let Some(uid) = binding.developer_uid {
-            if let Some(owner) = client.uid {
-                if owner != uid {
-                    tracing::warn!(
-                        owner,
-                        developer = uid,
-                        "relay: refused a local token presented by another account"
-                    );
-                    return api_error(
-                        StatusCode::FORBIDDEN,
-                        "permission_error",
-                        "Palisade: this local token belongs to another account on this computer.",
-                    );
-                }
+            // Unknown owner (the lookup failed) is refused too: on Linux the check is the
+            // binding, not a best effort.
+            if client.uid != Some(uid) {
+                tracing::warn!(
+                    owner = ?client.uid,
+                    developer = uid,
+                    "relay: refused a local token presented by another account"
+                );
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "Palisade: this local token belongs to another account on this computer.",
+                );
             }
         }
     }
@@ -140,11 +163,18 @@ pub async fn handle(
             || n == "x-api-key"
             || n == "authorization"
             || n == "content-length"
+            || n == "accept-encoding"
+            || n == "expect"
         {
             continue;
         }
         headers.append(name.clone(), value.clone());
     }
+    // Uncompressed answers, so that the meter can read their `usage`.
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     match HeaderValue::from_str(&key) {
         Ok(mut v) => {
             v.set_sensitive(true);
@@ -196,11 +226,13 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mut guard = meter.map(|request_model| MeterGuard {
-        relay: relay.clone(),
-        meter: ResponseMeter::new(&content_type),
-        request_model,
-    });
+    let mut guard = meter
+        .filter(|_| status.is_success())
+        .map(|request_model| MeterGuard {
+            relay: relay.clone(),
+            meter: ResponseMeter::new(&content_type),
+            request_model,
+        });
     let stream = upstream_response.bytes_stream().map(move |chunk| {
         if let (Ok(bytes), Some(g)) = (&chunk, guard.as_mut()) {
             g.meter.feed(bytes);
@@ -264,11 +296,29 @@ mod tests {
     }
 
     #[test]
+    fn paths_stay_under_the_upstream_base() {
+        assert!(safe_path("/v1/messages"));
+        assert!(safe_path("/v1/messages/count_tokens"));
+        for bad in [
+            "*",
+            "v1/messages",
+            "/v1/./messages",
+            "/v1/../admin",
+            "/v1/%2e%2e/x",
+            "//evil.example/x",
+            "/v1/a\\b",
+        ] {
+            assert!(!safe_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn only_messages_calls_are_metered() {
         let post = axum::http::Method::POST;
         assert!(metered(&post, "/v1/messages"));
         assert!(metered(&post, "/v1/messages?beta=true"));
         assert!(!metered(&post, "/v1/messages/count_tokens"));
+        assert!(metered(&post, "/v1/messages/"));
         assert!(!metered(&axum::http::Method::HEAD, "/api/hello"));
     }
 }

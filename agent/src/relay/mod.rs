@@ -159,6 +159,10 @@ impl Relay {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let local_addr = listener.local_addr()?;
         let client = reqwest::Client::builder()
+            // Never follow a redirect: reqwest keeps `x-api-key` on a redirect to another host,
+            // which would hand the key to whoever the upstream (or an open redirect) names.
+            // A 3xx goes back to the client unchanged.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
@@ -177,9 +181,11 @@ impl Relay {
         let app = axum::Router::new()
             .fallback(forward::handle)
             .with_state(relay.clone());
+        let relay_for_accept = relay.clone();
         tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<peer::Peer>();
-            if let Err(e) = axum::serve(peer::PeerListener::new(listener), service).await {
+            let listener = peer::PeerListener::new(listener, relay_for_accept);
+            if let Err(e) = axum::serve(listener, service).await {
                 tracing::error!(error = %e, "the relay stopped");
             }
         });
@@ -204,6 +210,13 @@ impl Relay {
             tracing::info!(access = ?access, "relay access changed");
             *current = access;
         }
+    }
+
+    /// On Linux, the uid whose connections the relay accepts (besides root's).
+    fn developer_uid(&self) -> Option<u32> {
+        read(&self.shared.binding)
+            .as_ref()
+            .and_then(|b| b.developer_uid)
     }
 
     /// What the relay does now.

@@ -7,9 +7,15 @@
 
 use std::net::SocketAddr;
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A client connection as the relay knows it: its address and, on Linux, the uid owning its
 /// socket — looked up once when it is accepted (a `/proc/net/tcp` read costs about a
@@ -22,31 +28,100 @@ pub struct Peer {
     pub uid: Option<u32>,
 }
 
+/// Connections the relay keeps open at once; more wait to be accepted, so that no local
+/// process can make the root agent run out of descriptors.
+const MAX_CONNECTIONS: usize = 256;
+
 /// The relay's listener: a loopback TCP listener whose accepted connections carry [`Peer`].
+/// On Linux a connection from an account that is neither the developer's nor root's is closed
+/// at once, before it can hold anything.
 pub struct PeerListener {
     listener: TcpListener,
+    relay: super::Relay,
+    slots: Arc<Semaphore>,
 }
 
 impl PeerListener {
-    /// Wraps a bound listener.
-    pub fn new(listener: TcpListener) -> PeerListener {
-        PeerListener { listener }
+    /// Wraps a bound listener of `relay`.
+    pub fn new(listener: TcpListener, relay: super::Relay) -> PeerListener {
+        PeerListener {
+            listener,
+            relay,
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+}
+
+/// An accepted connection, holding its slot until it closes.
+pub struct PeerStream {
+    io: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 
 impl axum::serve::Listener for PeerListener {
-    type Io = TcpStream;
+    type Io = PeerStream;
     type Addr = Peer;
 
-    async fn accept(&mut self) -> (TcpStream, Peer) {
+    async fn accept(&mut self) -> (PeerStream, Peer) {
         loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; wait rather than spin if it were.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
             match self.listener.accept().await {
                 Ok((io, addr)) => {
                     let uid = io
                         .local_addr()
                         .ok()
                         .and_then(|local| owner_uid(addr, local));
-                    return (io, Peer { addr, uid });
+                    if let (Some(developer), Some(owner)) = (self.relay.developer_uid(), uid) {
+                        if owner != developer && owner != 0 {
+                            tracing::warn!(
+                                owner,
+                                developer,
+                                "relay: closed a connection from another account"
+                            );
+                            continue;
+                        }
+                    }
+                    return (io_with(io, slot), Peer { addr, uid });
                 }
                 Err(e) => {
                     // Out of descriptors and the like: wait instead of spinning.
@@ -63,6 +138,10 @@ impl axum::serve::Listener for PeerListener {
             uid: None,
         })
     }
+}
+
+fn io_with(io: TcpStream, slot: OwnedSemaphorePermit) -> PeerStream {
+    PeerStream { io, _slot: slot }
 }
 
 impl Connected<IncomingStream<'_, PeerListener>> for Peer {

@@ -13,7 +13,7 @@ pub const USAGE_FILE: &str = "usage.json";
 const DAYS_KEPT: i64 = 8;
 /// Counters kept at most (days × models; one more, "other", takes new models when full): the
 /// control plane takes at most 64 per report.
-const MAX_COUNTERS: usize = 63;
+const MAX_COUNTERS: usize = 62;
 /// The largest non-streamed body read for its usage (a Messages answer is far smaller).
 const MAX_JSON_BODY: usize = 8 << 20;
 /// The largest single server-sent event kept while waiting for its end.

@@ -19,7 +19,7 @@ pub enum UsageCommand {
         /// Only the members of this group (by displayName).
         #[arg(long)]
         group: Option<String>,
-        /// How far back, in whole UTC days, e.g. 7d, 30d (today counts as one day).
+        /// How far back, in whole UTC days (rounded up), e.g. 7d, 30d, 36h; today counts as one.
         #[arg(long, default_value = "30d")]
         since: String,
         /// One JSON object instead of tables.
@@ -35,10 +35,9 @@ pub async fn usage(store: &Store, cmd: UsageCommand) -> anyhow::Result<()> {
         since,
         json,
     } = cmd;
-    let days = parse_duration_secs(&since)
-        .with_context(|| format!("--since {since:?}"))?
-        .div_euclid(86_400)
-        .max(1);
+    // Whole UTC days, rounded up: `36h` covers today and yesterday.
+    let secs = parse_duration_secs(&since).with_context(|| format!("--since {since:?}"))?;
+    let days = ((secs + 86_399) / 86_400).max(1);
     let since_day = day_of(now_micros()) - days + 1;
     let o = find_org(store, &org).await?;
     let group_id = match &group {
@@ -48,15 +47,9 @@ pub async fn usage(store: &Store, cmd: UsageCommand) -> anyhow::Result<()> {
     let people = store
         .usage_by_person(&o.id, since_day, group_id.as_deref())
         .await?;
-    let groups = match &group {
-        Some(name) => store
-            .usage_by_group(&o.id, since_day)
-            .await?
-            .into_iter()
-            .filter(|g| g.name.eq_ignore_ascii_case(name))
-            .collect(),
-        None => store.usage_by_group(&o.id, since_day).await?,
-    };
+    let groups = store
+        .usage_by_group(&o.id, since_day, group_id.as_deref())
+        .await?;
     if json {
         println!(
             "{}",

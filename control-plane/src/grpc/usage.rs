@@ -9,8 +9,11 @@ use crate::domain::usage::{
     day_of, UsageCounter, UsageReport, MAX_COUNTERS_PER_REPORT, MAX_EPOCH_LEN, MAX_MODEL_LEN,
 };
 
-/// How far back a counter's day may lie (an agent keeps about a week).
-const OLDEST_DAY: i64 = 400;
+/// How far back a counter's day may lie (an agent keeps 8 days).
+const OLDEST_DAY: i64 = 10;
+/// The largest counter value taken: far beyond any real use, and small enough that sums over
+/// an organisation never overflow a BIGINT.
+const MAX_COUNT: u64 = 1_000_000_000_000;
 
 /// The report as the store takes it, or why it is refused.
 pub fn checked(report: pb::UsageReport) -> Result<UsageReport, String> {
@@ -28,7 +31,12 @@ pub fn checked(report: pb::UsageReport) -> Result<UsageReport, String> {
         ));
     }
     let today = day_of(now_micros());
-    let count = |v: u64| i64::try_from(v).map_err(|_| "usage report: counter out of range");
+    let count = |v: u64| {
+        if v > MAX_COUNT {
+            return Err("usage report: counter out of range");
+        }
+        i64::try_from(v).map_err(|_| "usage report: counter out of range")
+    };
     let mut counters = Vec::with_capacity(report.counters.len());
     for c in report.counters {
         if c.day > today + 1 || c.day < today - OLDEST_DAY {

@@ -15,8 +15,13 @@ fn larger(column: &str) -> String {
     )
 }
 
+/// Counter epochs kept per device: an agent starts a new one only when its counters are lost,
+/// so more means a hostile device trying to grow the table; the oldest rows go.
+const EPOCHS_PER_DEVICE: i64 = 4;
+
 impl Store {
-    /// Folds a device's report into its counters, in one transaction.
+    /// Folds a device's report into its counters, in one transaction; a device's rows of all
+    /// but its latest [`EPOCHS_PER_DEVICE`] epochs are dropped.
     pub async fn record_usage(
         &self,
         org_id: &str,
@@ -63,6 +68,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query(
+            "DELETE FROM usage_counters WHERE device_id = $1 AND epoch NOT IN \
+             (SELECT epoch FROM usage_counters WHERE device_id = $1 GROUP BY epoch \
+              ORDER BY MAX(updated_at) DESC, epoch LIMIT $2)",
+        )
+        .bind(device_id)
+        .bind(EPOCHS_PER_DEVICE)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -102,24 +116,28 @@ impl Store {
         &self,
         org_id: &str,
         since_day: i64,
+        group_id: Option<&str>,
     ) -> StoreResult<Vec<UsageTotals>> {
-        sqlx::query(
+        let group_filter = if group_id.is_some() {
+            "AND g.id = $3"
+        } else {
+            ""
+        };
+        let sql = format!(
             "SELECT g.display_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
              CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \
              CAST(SUM(c.cache_creation_input_tokens) AS BIGINT) AS cache_creation_input_tokens, \
              CAST(SUM(c.cache_read_input_tokens) AS BIGINT) AS cache_read_input_tokens \
              FROM usage_counters c JOIN group_members m ON m.user_id = c.user_id \
              JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
-             WHERE c.org_id = $1 AND c.day >= $2 \
-             GROUP BY g.display_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, g.display_name",
-        )
-        .bind(org_id)
-        .bind(since_day)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(totals)
-        .collect()
+             WHERE c.org_id = $1 AND c.day >= $2 {group_filter} \
+             GROUP BY g.display_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, g.display_name"
+        );
+        let mut q = sqlx::query(&sql).bind(org_id).bind(since_day);
+        if let Some(g) = group_id {
+            q = q.bind(g);
+        }
+        q.fetch_all(&self.read).await?.iter().map(totals).collect()
     }
 }
 
