@@ -152,3 +152,102 @@ fn totals(r: &sqlx::any::AnyRow) -> StoreResult<UsageTotals> {
         cache_read_input_tokens: r.try_get("cache_read_input_tokens")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::usage::UsageCounter;
+    use crate::domain::{Actor, UserWrite};
+    use serde_json::json;
+
+    fn report(epoch: &str, day: i64, requests: i64, input: i64) -> UsageReport {
+        UsageReport {
+            epoch: epoch.into(),
+            counters: vec![UsageCounter {
+                day,
+                model: "m".into(),
+                requests,
+                input_tokens: input,
+                output_tokens: 1,
+                cache_creation_input_tokens: 0,
+                cache_read_input_tokens: 0,
+            }],
+        }
+    }
+
+    /// Reports are cumulative: a repeated or older one changes nothing, a newer one raises the
+    /// totals; a device keeps its latest four epochs only.
+    #[tokio::test]
+    async fn reports_fold_in_by_largest_value_and_epochs_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("u.db").display()))
+            .await
+            .unwrap();
+        let (org, _) = store.ensure_default_org().await.unwrap();
+        let user = store
+            .create_user(
+                &org.id,
+                &Actor::System,
+                UserWrite {
+                    user_name: "u@example.com".into(),
+                    external_id: None,
+                    active: true,
+                    primary_role: None,
+                    primary_email: None,
+                    attributes: json!({"userName": "u@example.com"}),
+                },
+            )
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO devices (id, org_id, user_id, credential_sha256, hostname, os, agent_version, enrolled_at) \
+             VALUES ('d1', $1, $2, 'c', 'h', 'linux', 't', 0)",
+        )
+        .bind(&org.id)
+        .bind(&user.id)
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let today = crate::domain::usage::day_of(now_micros());
+        let totals = |s: &Store| {
+            let s = s.clone();
+            let org = org.id.clone();
+            async move { s.usage_by_person(&org, today - 30, None).await.unwrap() }
+        };
+        store
+            .record_usage(&org.id, &user.id, "d1", &report("e1", today, 2, 20))
+            .await
+            .unwrap();
+        store
+            .record_usage(&org.id, &user.id, "d1", &report("e1", today, 2, 20))
+            .await
+            .unwrap();
+        store
+            .record_usage(&org.id, &user.id, "d1", &report("e1", today, 1, 10))
+            .await
+            .unwrap();
+        let t = totals(&store).await;
+        assert_eq!((t[0].requests, t[0].input_tokens), (2, 20));
+        store
+            .record_usage(&org.id, &user.id, "d1", &report("e1", today, 5, 50))
+            .await
+            .unwrap();
+        assert_eq!(totals(&store).await[0].requests, 5);
+        for epoch in ["e2", "e3", "e4", "e5", "e6"] {
+            store
+                .record_usage(&org.id, &user.id, "d1", &report(epoch, today, 1, 1))
+                .await
+                .unwrap();
+        }
+        let epochs: i64 = sqlx::query(
+            "SELECT COUNT(DISTINCT epoch) AS n FROM usage_counters WHERE device_id = 'd1'",
+        )
+        .fetch_one(&store.read)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert_eq!(epochs, EPOCHS_PER_DEVICE);
+        store.close().await;
+    }
+}
