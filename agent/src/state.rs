@@ -166,6 +166,8 @@ pub struct Status {
     pub last_tamper: Option<TamperRecord>,
     /// Tamper events restored since the state directory was created.
     pub tamper_count: u64,
+    /// The key relay, while it runs: its address and what it does with a request.
+    pub relay: Option<String>,
     /// Process id of the `run` that wrote this.
     pub pid: Option<u32>,
     /// When this was written (Unix ms).

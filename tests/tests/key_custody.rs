@@ -362,6 +362,16 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
         "{seen:?}"
     );
 
+    // `status` says what the relay does.
+    let status = w.command("status").arg("--json").output().await?;
+    let status: Value = serde_json::from_slice(&status.stdout)?;
+    let shown = status["relay"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with(&relay)
+            && shown.contains(&format!("forwarding to http://{upstream_addr}")),
+        "status: {status}"
+    );
+
     // Claude Code's reachability probe is answered by the relay itself, without a token.
     let probe = http.head(format!("{relay}/api/hello")).send().await?;
     assert_eq!(probe.status(), 200);

@@ -47,6 +47,8 @@ pub struct StatusReport {
     pub verified: bool,
     /// Where the person confirms this device, while unverified.
     pub confirm_url: Option<String>,
+    /// The key relay (proxy delivery): its address and what it does with a request.
+    pub relay: Option<String>,
     /// The wipe's details.
     pub wipe: Option<WipeRecord>,
     /// A wipe was started and not yet recorded (the agent is doing it, or crashed and the
@@ -122,6 +124,7 @@ pub fn gather(paths: &Paths) -> StatusReport {
             .confirm_url
             .clone()
             .filter(|_| status.device_unverified),
+        relay: status.relay.clone(),
         wipe: status.wiped,
         wipe_pending: state.wipe_pending(),
         warnings: status.warnings,
@@ -204,6 +207,9 @@ pub fn render_text(r: &StatusReport) -> String {
         }
     } else {
         line("enrolled:", "no".to_owned());
+    }
+    if let Some(relay) = &r.relay {
+        line("key relay:", relay.clone());
     }
     if r.applied_version > 0 {
         line(

@@ -774,6 +774,7 @@ impl Agent {
         tracing::info!("stopping");
         self.status.connected = false;
         self.status.pid = None;
+        self.status.relay = None;
         self.save_status();
     }
 }

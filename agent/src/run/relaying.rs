@@ -47,7 +47,7 @@ impl Agent {
     }
 
     /// Tells the relay whose token to accept and whether to forward, from the agent's state.
-    pub(super) fn sync_relay(&self) {
+    pub(super) fn sync_relay(&mut self) {
         let Some(relay) = &self.relay else { return };
         relay.bind(self.device.as_ref().map(|d| {
             Binding {
@@ -81,6 +81,12 @@ impl Agent {
                 },
             },
         };
+        self.status.relay = Some(match &access {
+            Access::Serving { upstream, .. } => {
+                format!("{}: forwarding to {upstream}", relay.url())
+            }
+            Access::Refusing(why) => format!("{}: refusing ({})", relay.url(), why.message()),
+        });
         relay.set_access(access);
     }
 
