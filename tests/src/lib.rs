@@ -1113,6 +1113,114 @@ pub mod bench {
     pub fn ms(d: Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     }
+
+    use std::path::PathBuf;
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    use anyhow::{anyhow, bail, Context, Result};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::process::Command;
+
+    /// The secrets key the benchmarks start the control plane with.
+    pub const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    /// A release binary of the workspace (`cargo build --release --workspace --bins`).
+    pub fn release_bin(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/release")
+            .join(name)
+    }
+
+    /// The release control plane on a fresh SQLite database, with what its first start printed.
+    pub struct ReleaseControlPlane {
+        _child: tokio::process::Child,
+        pub db_url: String,
+        pub scim: String,
+        pub token: String,
+        pub grpc: String,
+        pub enroll: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl ReleaseControlPlane {
+        /// `serve` on free loopback ports, with `extra` flags.
+        pub async fn start(extra: &[&str]) -> Result<ReleaseControlPlane> {
+            let dir = tempfile::tempdir()?;
+            let db_url = format!("sqlite://{}/bench.db", dir.path().display());
+            let mut child = Command::new(release_bin("palisade-control-plane"))
+                .args([
+                    "serve",
+                    "--database-url",
+                    &db_url,
+                    "--http-addr",
+                    "127.0.0.1:0",
+                ])
+                .args(["--grpc-addr", "127.0.0.1:0"])
+                .args(extra)
+                .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
+                .env("PALISADE_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .context(
+                    "starting the release control plane (cargo build --release --workspace --bins)",
+                )?;
+            let mut lines =
+                BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
+            let (mut token, mut grpc, mut enroll) = (None, None, None);
+            while let Some(line) =
+                tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+            {
+                let shown = |prefix: &str| {
+                    line.strip_prefix(prefix)
+                        .and_then(|l| l.split("(shown once): ").nth(1))
+                        .map(|t| t.trim().to_owned())
+                };
+                if let Some(t) = shown("SCIM bearer token") {
+                    token = Some(t);
+                } else if let Some(t) = shown("Agent enrollment token") {
+                    enroll = Some(t);
+                } else if let Some(g) = line.strip_prefix("gRPC agent endpoint: ") {
+                    grpc = Some(g.trim().to_owned());
+                } else if let Some(s) = line.strip_prefix("SCIM base URL: ") {
+                    return Ok(ReleaseControlPlane {
+                        _child: child,
+                        db_url,
+                        scim: s.trim().to_owned(),
+                        token: token.ok_or_else(|| anyhow!("no SCIM token"))?,
+                        grpc: grpc.ok_or_else(|| anyhow!("no gRPC endpoint"))?,
+                        enroll: enroll.ok_or_else(|| anyhow!("no enrollment token"))?,
+                        _dir: dir,
+                    });
+                }
+            }
+            bail!("the control plane did not start")
+        }
+
+        /// Runs a CLI command against its database (`stdin` piped in); how long it took.
+        pub async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Result<Duration> {
+            let t = Instant::now();
+            let mut child = Command::new(release_bin("palisade-control-plane"))
+                .args(args)
+                .args(["--database-url", &self.db_url])
+                .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
+                .env("PALISADE_LOG", "warn")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                pipe.write_all(text.as_bytes()).await?;
+            }
+            let out = child.wait_with_output().await?;
+            if !out.status.success() {
+                bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(t.elapsed())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! A simulated workstation for end-to-end tests: its own state, settings and `~/.claude`
 //! directories, and the real `palisade-agent` binary run against them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -254,4 +254,65 @@ pub async fn set_api_key(cp: &ControlPlane, group: Option<&str>, key: &str) -> R
         bail!("api-key set: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
+}
+
+/// A control plane whose organisation keeps `key` on the laptops: proxy key delivery to
+/// `upstream_url`, plus any further `org settings` flags in `extra` (keepalives every second).
+pub async fn start_with_key_relay(
+    backend: crate::Backend,
+    key: &str,
+    upstream_url: &str,
+    extra: &[&str],
+) -> Result<ControlPlane> {
+    let secrets = secrets_key_file()?;
+    let cp = ControlPlane::start(
+        backend,
+        &["--secrets-key-file", &secrets, "--keepalive-seconds", "1"],
+    )
+    .await?;
+    set_org_api_key(&cp, key).await?;
+    let mut args = vec![
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--key-delivery",
+        "proxy",
+        "--upstream-url",
+        upstream_url,
+    ];
+    args.extend_from_slice(extra);
+    cp.cli_ok(&args).await?;
+    Ok(cp)
+}
+
+/// Every regular file under `dir` (not under `skip`, symlinks not followed) that holds
+/// `needle`: where a secret must not be.
+pub fn files_containing(dir: &Path, needle: &str, skip: Option<&Path>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if skip.is_some_and(|s| p.starts_with(s)) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && std::fs::read(&p)
+                    .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                    .unwrap_or(false)
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
 }

@@ -6,47 +6,16 @@
 //! upstream reported; after a SCIM deactivation the client is refused with the message the
 //! developer must see.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use palisade_tests::claude_code::{ClaudeCode, FakeApi, Reply, RunOptions};
-use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
-use palisade_tests::{Backend, ControlPlane};
+use palisade_tests::workstation::{files_containing, start_with_key_relay, Workstation};
+use palisade_tests::Backend;
 use serde_json::{json, Value};
 
 const ORG_KEY: &str = "sk-ant-api03-ORG-KEY-kept-by-the-agent";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Files under `dir` (not under `skip`) that contain `needle`.
-fn files_containing(dir: &Path, needle: &str, skip: Option<&Path>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if skip.is_some_and(|s| p.starts_with(s)) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(p);
-            } else if meta.is_file()
-                && std::fs::read(&p)
-                    .map(|b| String::from_utf8_lossy(&b).contains(needle))
-                    .unwrap_or(false)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
-}
 
 /// POSTs to /v1/messages the upstream received.
 fn message_calls(api: &FakeApi) -> usize {
@@ -62,24 +31,7 @@ async fn claude_code_uses_the_key_only_through_the_relay() -> Result<()> {
         return Ok(());
     };
     let upstream = FakeApi::start(vec![Reply::text("answered through the relay")]).await?;
-    let key = secrets_key_file()?;
-    let cp = ControlPlane::start(
-        Backend::Sqlite,
-        &["--secrets-key-file", &key, "--keepalive-seconds", "1"],
-    )
-    .await?;
-    set_org_api_key(&cp, ORG_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--key-delivery",
-        "proxy",
-        "--upstream-url",
-        &upstream.url(),
-    ])
-    .await?;
+    let cp = start_with_key_relay(Backend::Sqlite, ORG_KEY, &upstream.url(), &[]).await?;
     let scim = cp.scim();
     let uid = palisade_tests::create_user(&scim, "relayed@example.com").await?;
     let mut ws = Workstation::new()?;

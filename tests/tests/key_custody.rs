@@ -14,8 +14,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
-use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
-use palisade_tests::{backend_tests, Backend, ControlPlane};
+use palisade_tests::workstation::{
+    files_containing, set_org_api_key, start_with_key_relay, Workstation,
+};
+use palisade_tests::{backend_tests, Backend};
 use serde_json::{json, Value};
 
 const REAL_KEY: &str = "sk-ant-api03-REAL-ORG-KEY-never-on-the-laptop";
@@ -205,52 +207,10 @@ fn messages_body(stream: bool) -> Value {
            "messages": [{"role": "user", "content": "hi"}]})
 }
 
-/// Every file under `dir` that holds `needle`, skipping `skip`.
-fn files_containing(dir: &std::path::Path, needle: &str, skip: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.starts_with(skip) {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .map(|b| String::from_utf8_lossy(&b).contains(needle))
-                .unwrap_or(false)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
-}
-
 async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
     let (upstream_addr, upstream, upstream_task) = start_upstream().await?;
-    let key = secrets_key_file()?;
-    let cp = ControlPlane::start(
-        backend,
-        &["--secrets-key-file", &key, "--keepalive-seconds", "1"],
-    )
-    .await?;
-    set_org_api_key(&cp, REAL_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--key-delivery",
-        "proxy",
-        "--upstream-url",
-        &format!("http://{upstream_addr}"),
-    ])
-    .await?;
+    let cp =
+        start_with_key_relay(backend, REAL_KEY, &format!("http://{upstream_addr}"), &[]).await?;
     let scim = cp.scim();
     let uid = palisade_tests::create_user(&scim, "keyholder@example.com").await?;
     let mut w = Workstation::new()?;
@@ -265,7 +225,7 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
     let token = helper_output(&w).await?;
     assert!(token.starts_with("pal_local_"), "helper printed {token:?}");
     let state = w.state();
-    let leaks = files_containing(w.root(), REAL_KEY, &state);
+    let leaks = files_containing(w.root(), REAL_KEY, Some(&state));
     assert!(
         leaks.is_empty(),
         "the real key is in developer-side files: {leaks:?}"
@@ -566,27 +526,12 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
 /// `agent_e2e.rs` checks the lifting for the settings).
 async fn the_offline_rule_applies_to_the_relay(backend: Backend) -> Result<()> {
     let (upstream_addr, _upstream, _task) = start_upstream().await?;
-    let key = secrets_key_file()?;
-    let mut cp = ControlPlane::start(
+    let mut cp = start_with_key_relay(
         backend,
-        &["--secrets-key-file", &key, "--keepalive-seconds", "1"],
-    )
-    .await?;
-    set_org_api_key(&cp, REAL_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--key-delivery",
-        "proxy",
-        "--upstream-url",
+        REAL_KEY,
         &format!("http://{upstream_addr}"),
-        "--offline-rule",
-        "lockdown",
-        "--offline-grace",
-        "3s",
-    ])
+        &["--offline-rule", "lockdown", "--offline-grace", "3s"],
+    )
     .await?;
     palisade_tests::create_user(&cp.scim(), "away@example.com").await?;
     let mut w = Workstation::new()?;
@@ -659,20 +604,7 @@ async fn the_relay_speaks_tls_and_http2(backend: Backend) -> Result<()> {
             .await;
     });
 
-    let key = secrets_key_file()?;
-    let cp = ControlPlane::start(backend, &["--secrets-key-file", &key]).await?;
-    set_org_api_key(&cp, REAL_KEY).await?;
-    cp.cli_ok(&[
-        "org",
-        "settings",
-        "--org",
-        "default",
-        "--key-delivery",
-        "proxy",
-        "--upstream-url",
-        &format!("https://{addr}"),
-    ])
-    .await?;
+    let cp = start_with_key_relay(backend, REAL_KEY, &format!("https://{addr}"), &[]).await?;
     palisade_tests::create_user(&cp.scim(), "tls@example.com").await?;
     let proxy = Tinyproxy::start(addr.port())?;
     let http = reqwest::Client::new();

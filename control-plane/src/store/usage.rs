@@ -8,6 +8,15 @@ use super::{Store, StoreResult};
 use crate::domain::now_micros;
 use crate::domain::usage::{UsageReport, UsageTotals};
 
+/// The counter columns, in the order reports and totals carry them.
+const COUNTERS: [&str; 5] = [
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+];
+
 /// Keeps the larger of the stored and the reported value of a column.
 fn larger(column: &str) -> String {
     format!(
@@ -32,17 +41,11 @@ impl Store {
         if report.counters.is_empty() {
             return Ok(());
         }
-        let update = [
-            "requests",
-            "input_tokens",
-            "output_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-        ]
-        .iter()
-        .map(|c| larger(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+        let update = COUNTERS
+            .iter()
+            .map(|c| larger(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "INSERT INTO usage_counters (device_id, epoch, day, model, org_id, user_id, requests, input_tokens, output_tokens, \
              cache_creation_input_tokens, cache_read_input_tokens, updated_at) \
@@ -89,49 +92,63 @@ impl Store {
         since_day: i64,
         group_id: Option<&str>,
     ) -> StoreResult<Vec<UsageTotals>> {
-        let member_filter = if group_id.is_some() {
-            "AND c.user_id IN (SELECT user_id FROM group_members WHERE group_id = $3)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT u.user_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
-             CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \
-             CAST(SUM(c.cache_creation_input_tokens) AS BIGINT) AS cache_creation_input_tokens, \
-             CAST(SUM(c.cache_read_input_tokens) AS BIGINT) AS cache_read_input_tokens \
-             FROM usage_counters c JOIN users u ON u.id = c.user_id \
-             WHERE c.org_id = $1 AND c.day >= $2 {member_filter} \
-             GROUP BY u.user_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, u.user_name"
-        );
-        let mut q = sqlx::query(&sql).bind(org_id).bind(since_day);
-        if let Some(g) = group_id {
-            q = q.bind(g);
-        }
-        q.fetch_all(&self.read).await?.iter().map(totals).collect()
+        self.usage_totals(
+            "u.user_name",
+            "JOIN users u ON u.id = c.user_id",
+            "c.user_id IN (SELECT user_id FROM group_members WHERE group_id = $3)",
+            org_id,
+            since_day,
+            group_id,
+        )
+        .await
     }
 
     /// Totals per group of the organisation from `since_day` on: each group's current members'
-    /// usage (a person in two groups counts in both).
+    /// usage (a person in two groups counts in both), optionally of one group only.
     pub async fn usage_by_group(
         &self,
         org_id: &str,
         since_day: i64,
         group_id: Option<&str>,
     ) -> StoreResult<Vec<UsageTotals>> {
-        let group_filter = if group_id.is_some() {
-            "AND g.id = $3"
+        self.usage_totals(
+            "g.display_name",
+            "JOIN group_members m ON m.user_id = c.user_id \
+             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL",
+            "g.id = $3",
+            org_id,
+            since_day,
+            group_id,
+        )
+        .await
+    }
+
+    /// The counters from `since_day` on summed per `name` (a column of `joins`), with
+    /// `group_filter` (on `$3`) applied when a group is given; largest number of tokens first.
+    async fn usage_totals(
+        &self,
+        name: &str,
+        joins: &str,
+        group_filter: &str,
+        org_id: &str,
+        since_day: i64,
+        group_id: Option<&str>,
+    ) -> StoreResult<Vec<UsageTotals>> {
+        let sums = COUNTERS
+            .iter()
+            .map(|c| format!("CAST(SUM(c.{c}) AS BIGINT) AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = if group_id.is_some() {
+            format!("AND {group_filter}")
         } else {
-            ""
+            String::new()
         };
         let sql = format!(
-            "SELECT g.display_name AS name, COUNT(DISTINCT c.device_id) AS devices, CAST(SUM(c.requests) AS BIGINT) AS requests, \
-             CAST(SUM(c.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(c.output_tokens) AS BIGINT) AS output_tokens, \
-             CAST(SUM(c.cache_creation_input_tokens) AS BIGINT) AS cache_creation_input_tokens, \
-             CAST(SUM(c.cache_read_input_tokens) AS BIGINT) AS cache_read_input_tokens \
-             FROM usage_counters c JOIN group_members m ON m.user_id = c.user_id \
-             JOIN scim_groups g ON g.id = m.group_id AND g.deleted_at IS NULL \
-             WHERE c.org_id = $1 AND c.day >= $2 {group_filter} \
-             GROUP BY g.display_name ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, g.display_name"
+            "SELECT {name} AS name, COUNT(DISTINCT c.device_id) AS devices, {sums} \
+             FROM usage_counters c {joins} \
+             WHERE c.org_id = $1 AND c.day >= $2 {filter} \
+             GROUP BY {name} ORDER BY SUM(c.input_tokens) + SUM(c.output_tokens) DESC, {name}"
         );
         let mut q = sqlx::query(&sql).bind(org_id).bind(since_day);
         if let Some(g) = group_id {

@@ -9,28 +9,19 @@
 //! Run: `cargo build --release --workspace --bins && target/release/fleet-bench` (BENCHMARKS.md).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use palisade_proto::v1 as pb;
 use palisade_proto::v1::agent_message::Message as AgentMsg;
 use palisade_proto::v1::agent_service_client::AgentServiceClient;
 use palisade_proto::v1::server_message::Message as ServerMsg;
-use palisade_tests::bench::{ms, pct};
+use palisade_tests::bench::{ms, pct, release_bin, ReleaseControlPlane};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
 use tokio::process::Command;
-
-const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-fn release_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name)
-}
 
 struct Args {
     agents: usize,
@@ -79,93 +70,16 @@ fn pct_f(sorted: &[f64], p: f64) -> f64 {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
-struct ControlPlane {
-    _child: tokio::process::Child,
-    db_url: String,
-    scim: String,
-    token: String,
-    grpc: String,
-    enroll: String,
-    _dir: tempfile::TempDir,
-}
+type ControlPlane = ReleaseControlPlane;
 
+/// The release control plane; 1,050 simulated devices enroll from this one address, so
+/// neither SCIM nor enrollment is rate limited.
 async fn start_control_plane() -> Result<ControlPlane> {
-    let dir = tempfile::tempdir()?;
-    let db_url = format!("sqlite://{}/fleet.db", dir.path().display());
-    let mut child = Command::new(release_bin("palisade-control-plane"))
-        .args([
-            "serve",
-            "--database-url",
-            &db_url,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--scim-rate-limit",
-            "0",
-            // 1,050 simulated devices enroll from this one address.
-            "--enroll-rate-limit",
-            "0",
-        ])
-        .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-        .env("PALISADE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the release control plane (cargo build --release --workspace --bins)")?;
-    let mut lines =
-        BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
-    let (mut token, mut grpc, mut enroll) = (None, None, None);
-    while let Some(line) =
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
-    {
-        if let Some(t) = line
-            .strip_prefix("SCIM bearer token")
-            .and_then(|l| l.split("(shown once): ").nth(1))
-        {
-            token = Some(t.trim().to_string());
-        } else if let Some(t) = line
-            .strip_prefix("Agent enrollment token")
-            .and_then(|l| l.split("(shown once): ").nth(1))
-        {
-            enroll = Some(t.trim().to_string());
-        } else if let Some(g) = line.strip_prefix("gRPC agent endpoint: ") {
-            grpc = Some(g.trim().to_string());
-        } else if let Some(s) = line.strip_prefix("SCIM base URL: ") {
-            return Ok(ControlPlane {
-                _child: child,
-                db_url,
-                scim: s.trim().to_string(),
-                token: token.ok_or_else(|| anyhow!("no SCIM token"))?,
-                grpc: grpc.ok_or_else(|| anyhow!("no gRPC endpoint"))?,
-                enroll: enroll.ok_or_else(|| anyhow!("no enrollment token"))?,
-                _dir: dir,
-            });
-        }
-    }
-    bail!("control plane did not start")
+    ReleaseControlPlane::start(&["--scim-rate-limit", "0", "--enroll-rate-limit", "0"]).await
 }
 
 async fn cli(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<Duration> {
-    let t = Instant::now();
-    let mut child = Command::new(release_bin("palisade-control-plane"))
-        .args(args)
-        .args(["--database-url", &cp.db_url])
-        .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-        .env("PALISADE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(t.elapsed())
+    cp.cli(args, stdin).await
 }
 
 #[derive(Default)]

@@ -7,28 +7,19 @@
 //! Run: `cargo build --release --workspace --bins && target/release/relay-bench
 //! [--requests 500] [--streams 20]` (BENCHMARKS.md).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
-use palisade_tests::bench::{ms, pct};
+use palisade_tests::bench::{ms, pct, release_bin, ReleaseControlPlane};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const ORG_KEY: &str = "sk-ant-api03-bench-org-key";
-
-fn release_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name)
-}
 
 /// A small non-streamed answer, or a streamed one: the first event at once, then `events`
 /// more every `gap`.
@@ -58,87 +49,6 @@ async fn upstream(body: axum::body::Bytes) -> Response {
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap_or_default()
-}
-
-struct Cp {
-    _child: tokio::process::Child,
-    db_url: String,
-    scim: String,
-    token: String,
-    grpc: String,
-    enroll: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_cp() -> Result<Cp> {
-    let dir = tempfile::tempdir()?;
-    let db_url = format!("sqlite://{}/relay.db", dir.path().display());
-    let mut child = Command::new(release_bin("palisade-control-plane"))
-        .args([
-            "serve",
-            "--database-url",
-            &db_url,
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--grpc-addr", "127.0.0.1:0"])
-        .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-        .env("PALISADE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the release control plane (cargo build --release --workspace --bins)")?;
-    let mut lines =
-        BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?).lines();
-    let (mut token, mut grpc, mut enroll) = (None, None, None);
-    while let Some(line) =
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
-    {
-        let shown = |prefix: &str| {
-            line.strip_prefix(prefix)
-                .and_then(|l| l.split("(shown once): ").nth(1))
-                .map(|t| t.trim().to_owned())
-        };
-        if let Some(t) = shown("SCIM bearer token") {
-            token = Some(t);
-        } else if let Some(t) = shown("Agent enrollment token") {
-            enroll = Some(t);
-        } else if let Some(g) = line.strip_prefix("gRPC agent endpoint: ") {
-            grpc = Some(g.trim().to_owned());
-        } else if let Some(s) = line.strip_prefix("SCIM base URL: ") {
-            return Ok(Cp {
-                _child: child,
-                db_url,
-                scim: s.trim().to_owned(),
-                token: token.ok_or_else(|| anyhow!("no SCIM token"))?,
-                grpc: grpc.ok_or_else(|| anyhow!("no gRPC endpoint"))?,
-                enroll: enroll.ok_or_else(|| anyhow!("no enrollment token"))?,
-                _dir: dir,
-            });
-        }
-    }
-    bail!("the control plane did not start")
-}
-
-async fn cli(cp: &Cp, args: &[&str], stdin: Option<&str>) -> Result<()> {
-    let mut child = Command::new(release_bin("palisade-control-plane"))
-        .args(args)
-        .args(["--database-url", &cp.db_url])
-        .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-        .env("PALISADE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -226,10 +136,10 @@ async fn main() -> Result<()> {
         let _ = axum::serve(listener, app).await;
     });
 
-    let cp = start_cp().await?;
-    cli(&cp, &["api-key", "set", "--org", "default"], Some(ORG_KEY)).await?;
-    cli(
-        &cp,
+    let cp = ReleaseControlPlane::start(&[]).await?;
+    cp.cli(&["api-key", "set", "--org", "default"], Some(ORG_KEY))
+        .await?;
+    cp.cli(
         // The device enrolls with the fleet token: trusting it makes it verified (it gets the key).
         &[
             "org",
