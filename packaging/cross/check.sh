@@ -213,6 +213,9 @@ printf '{"permissions":{"deny":["WebSearch"]}}' >"$claude/remote-settings.json"
 log "control plane: api-key set for the organisation"
 printf 'sk-ant-api03-cross-check-key' | "$cp_bin" api-key set --org default >"$tmp/apikey.out" 2>&1 \
   || { cat "$tmp/apikey.out" >&2; die "api-key set failed"; }
+# Helper delivery first (the key itself in the developer's key file), the relay further down.
+"$cp_bin" org settings --org default --key-delivery helper >"$tmp/helper.out" 2>&1 \
+  || { cat "$tmp/helper.out" >&2; die "org settings --key-delivery helper failed"; }
 
 log "wine: palisade-agent.exe run (waiting up to ${E2E_TIMEOUT}s for the drop-in)"
 dropin="$settings/managed-settings.d/50-palisade.json"

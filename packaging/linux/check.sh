@@ -318,8 +318,10 @@ else
   printf 'sk-ant-api03-linux-check-1' | "$cp_bin" api-key set --org default >/dev/null 2>"$tmp/apikey.err" \
     || { cat "$tmp/apikey.err" >&2; die "api-key set failed"; }
   # The MDM method below delivers the key only to verified devices: this organisation trusts
-  # its MDM's claim of who uses the machine (SECURITY.md explains the trade-off).
-  "$cp_bin" org settings --org default --trust-mdm-identity true >/dev/null 2>"$tmp/trust.err" \
+  # its MDM's claim of who uses the machine (SECURITY.md explains the trade-off). Helper
+  # delivery: this check follows the key itself into the developer's key file (the relay is
+  # checked by the Rust suite and packaging/cross/check.sh).
+  "$cp_bin" org settings --org default --trust-mdm-identity true --key-delivery helper >/dev/null 2>"$tmp/trust.err" \
     || { cat "$tmp/trust.err" >&2; die "org settings --trust-mdm-identity failed"; }
 
   # The developer: uid 4242 (no passwd entry needed), a 0700 home and ~/.claude, a login.

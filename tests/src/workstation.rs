@@ -224,6 +224,21 @@ pub async fn set_org_api_key(cp: &ControlPlane, key: &str) -> Result<()> {
     set_api_key(cp, None, key).await
 }
 
+/// Switches the default organisation to helper key delivery (`apiKeyHelper` prints the real
+/// key): for tests about what the key reaches, not how it is kept (new organisations relay).
+pub async fn use_helper_delivery(cp: &ControlPlane) -> Result<()> {
+    cp.cli_ok(&[
+        "org",
+        "settings",
+        "--org",
+        "default",
+        "--key-delivery",
+        "helper",
+    ])
+    .await?;
+    Ok(())
+}
+
 /// Stores the API key of the organisation (`group` None) or of a group with `api-key set`.
 pub async fn set_api_key(cp: &ControlPlane, group: Option<&str>, key: &str) -> Result<()> {
     use tokio::io::AsyncWriteExt;

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
+use palisade_tests::workstation::{
+    secrets_key_file, set_org_api_key, use_helper_delivery, Workstation,
+};
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
 
@@ -190,6 +192,8 @@ async fn deprovisioning_wipes(backend: Backend) -> Result<()> {
     );
     // The CLI reads the key from stdin.
     set_org_api_key(&cp, "sk-ant-test-key-123").await?;
+    // This test follows the key itself to the laptop and out (`key_custody.rs`: the relay).
+    use_helper_delivery(&cp).await?;
 
     let mut online = Workstation::new()?;
     let mut offline = Workstation::new()?;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use palisade_tests::claude_code::{ClaudeCode, McpServer, RunOptions, RunResult, SettingsDir};
-use palisade_tests::workstation::{secrets_key_file, set_org_api_key, Workstation};
+use palisade_tests::workstation::{
+    secrets_key_file, set_org_api_key, use_helper_delivery, Workstation,
+};
 use palisade_tests::{Backend, ControlPlane};
 use serde_json::{json, Value};
 
@@ -107,6 +109,8 @@ async fn each_level_and_the_lockdown_as_the_agent_writes_them() -> Result<()> {
     let files = tempfile::tempdir()?;
     let uid = create_user(&cp, "dev@example.com").await?;
     set_org_api_key(&cp, ORG_KEY).await?;
+    // The client must see the org key itself here (`claude_code_relay.rs` covers the relay).
+    use_helper_delivery(&cp).await?;
     let mut ws = Workstation::new()?;
     ws.enroll_ok(&cp, "dev@example.com").await?;
     ws.start()?;
@@ -277,6 +281,13 @@ async fn the_cli_preview_is_the_agent_file() -> Result<()> {
         .as_str()
         .context("helper")?
         .to_owned();
+    // Proxy delivery (the default): the drop-in points Claude Code at this agent's relay.
+    let relay = on_disk
+        .pointer("/env/ANTHROPIC_BASE_URL")
+        .and_then(|u| u.as_str())
+        .and_then(|u| u.strip_prefix("http://"))
+        .context("no relay in the drop-in")?
+        .to_owned();
     let preview = cp
         .cli_ok(&[
             "policy",
@@ -288,6 +299,8 @@ async fn the_cli_preview_is_the_agent_file() -> Result<()> {
             "--render",
             "--api-key-helper",
             &helper,
+            "--relay-addr",
+            &relay,
         ])
         .await?;
     let bytes = std::fs::read(ws.drop_in_path())?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use palisade_proto::v1 as pb;
 use palisade_tests::workstation::{
-    invite_code, secrets_key_file, set_org_api_key, Workstation, WAIT,
+    invite_code, secrets_key_file, set_org_api_key, use_helper_delivery, Workstation, WAIT,
 };
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
@@ -165,6 +165,7 @@ async fn activation_code_works_once(backend: Backend) -> Result<()> {
     let cp = start_cp(backend).await?;
     create_user(&cp, "code@example.com").await?;
     set_org_api_key(&cp, "sk-ant-code-key").await?;
+    use_helper_delivery(&cp).await?;
     let code = invite_code(&cp, "code@example.com").await?;
     let listed = cp.cli_ok(&["invite", "list", "--org", "default"]).await?;
     assert!(!listed.contains(&code), "list never shows codes");

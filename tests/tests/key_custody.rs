@@ -461,12 +461,44 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
         String::from_utf8_lossy(&out.stderr).contains("Palisade agent is not running"),
         "{out:?}"
     );
+    // Another program takes the relay's port while the agent is down and answers like a relay
+    // (any account can bind a loopback port): it cannot prove it derives the token, so the
+    // helper hands it nothing and says why.
+    let relay_addr: SocketAddr = relay.trim_start_matches("http://").parse()?;
+    let squatter = tokio::net::TcpListener::bind(relay_addr).await?;
+    let squatter_task = tokio::spawn(async move {
+        let app = axum::Router::new()
+            .fallback(|| async { axum::Json(json!({"proof": "00".repeat(32)})) });
+        let _ = axum::serve(squatter, app).await;
+    });
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", &helper])
+        .output()
+        .await?;
+    squatter_task.abort();
+    let _ = squatter_task.await;
+    assert!(!out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not this computer's Palisade agent"),
+        "{out:?}"
+    );
     w.start()?;
     w.wait_for("the relay back", |w| {
         relay_url(w).is_some_and(|u| u != relay)
     })
     .await?;
     let relay = relay_url(&w).ok_or_else(|| anyhow!("no relay URL"))?;
+    // A connection that never sends a request is closed after the relay's head timeout
+    // (30 s), so idle connections cannot hold its slots; the rest of the test runs meanwhile.
+    let idle_addr: SocketAddr = relay.trim_start_matches("http://").parse()?;
+    let idle = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut conn = tokio::net::TcpStream::connect(idle_addr).await?;
+        let opened = tokio::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await;
+        anyhow::Ok((read.is_ok(), opened.elapsed()))
+    });
 
     // The upstream down: a clear error naming Palisade, not a hang.
     upstream_task.abort();
@@ -516,6 +548,11 @@ async fn the_relay_keeps_the_key(backend: Backend) -> Result<()> {
     assert!(
         after != token && (after.is_empty() || after == "pal_local_revoked"),
         "the token survived the wipe: {after:?}"
+    );
+    let (closed, after) = idle.await??;
+    assert!(
+        closed && after >= Duration::from_secs(25),
+        "an idle connection was closed: {closed}, after {after:?}"
     );
     w.stop().await;
     Ok(())

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use palisade_tests::workstation::{secrets_key_file, set_api_key, Workstation};
+use palisade_tests::workstation::{
+    secrets_key_file, set_api_key, use_helper_delivery, Workstation,
+};
 use palisade_tests::{backend_tests, Backend, ControlPlane};
 use serde_json::{json, Value};
 
@@ -98,6 +100,8 @@ async fn every_kind_of_write_reaches_the_agent(backend: Backend) -> Result<()> {
     )
     .await?;
     set_api_key(&cp, None, "sk-ant-org-one").await?;
+    // The agent's helper prints the key, so the test reads which key arrived.
+    use_helper_delivery(&cp).await?;
     let uid = create_user(&cp, "dev@example.com").await?;
     let eng = create_group(&cp, "Eng", &[&uid]).await?;
     let zeta_id = create_group(&cp, "Zeta", &[]).await?;

@@ -39,10 +39,23 @@ pub enum ApiKeyError {
         /// Why the connection failed.
         error: String,
     },
+    /// Something answers at the relay's address, but it is not this computer's agent.
+    #[error(
+        "Palisade: the program listening at {addr} is not this computer's Palisade agent \
+         ({why}); your token was not handed over. Ask your IT team."
+    )]
+    RelayImpostor {
+        /// The relay's address.
+        addr: std::net::SocketAddr,
+        /// What gave it away.
+        why: String,
+    },
 }
 
-/// A local token is only worth printing while its relay answers (a plain key is printed as
-/// is): a stopped agent then shows up in Claude Code as a helper failure naming Palisade.
+/// A local token is only worth printing while its relay answers, and only to the relay that
+/// proves it is this computer's agent (a plain key is printed as is): a stopped agent shows up
+/// in Claude Code as a helper failure naming Palisade, and a program of another account that
+/// took the relay's port while the agent was down gets nothing (see `relay::token::relay_proof`).
 pub fn check_relay(
     key: String,
     relay: Option<std::net::SocketAddr>,
@@ -56,13 +69,61 @@ pub fn check_relay(
     else {
         return Ok(key);
     };
-    match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
-        Ok(_) => Ok(key),
-        Err(e) => Err(ApiKeyError::RelayDown {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ApiKeyError::RelayDown {
             addr,
             error: e.to_string(),
-        }),
+        })?;
+    runtime.block_on(challenge(&key, addr))?;
+    Ok(key)
+}
+
+/// Asks the relay at `addr` for its proof on a fresh nonce and checks it against `token`.
+async fn challenge(token: &str, addr: std::net::SocketAddr) -> Result<(), ApiKeyError> {
+    let down = |error: String| ApiKeyError::RelayDown { addr, error };
+    let impostor = |why: &str| ApiKeyError::RelayImpostor {
+        addr,
+        why: why.to_owned(),
+    };
+    let client = reqwest::Client::builder()
+        // The relay is on loopback: a corporate proxy must never see this exchange.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| down(e.to_string()))?;
+    let nonce = hex::encode(rand::random::<[u8; 32]>());
+    let url = format!(
+        "http://{addr}{}?nonce={nonce}",
+        crate::relay::token::PROOF_PATH
+    );
+    let response = client.get(url).send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            down(e.to_string())
+        } else {
+            impostor("it does not answer as the agent does")
+        }
+    })?;
+    if !response.status().is_success() {
+        return Err(impostor(&format!("it answered {}", response.status())));
     }
+    #[derive(serde::Deserialize)]
+    struct Proof {
+        proof: String,
+    }
+    let proof: Proof = response
+        .json()
+        .await
+        .map_err(|_| impostor("its answer is not a proof"))?;
+    let expected = crate::relay::token::relay_proof(token, &nonce);
+    // Not secret-dependent timing on the developer's side: the expected value is theirs.
+    if proof.proof != expected {
+        return Err(impostor("its proof does not match this computer's token"));
+    }
+    Ok(())
 }
 
 /// The key Claude Code should use.
@@ -171,12 +232,30 @@ mod tests {
 
     #[test]
     fn a_local_token_needs_its_relay() {
+        // Something that accepts connections and answers garbage is not the relay.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let up = listener.local_addr().unwrap();
+        let squatter = std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = r#"{"proof":"00"}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        });
         let token = "pal_local_ab".to_owned();
-        assert_eq!(check_relay(token.clone(), Some(up)).unwrap(), token);
+        let e = check_relay(token.clone(), Some(up)).unwrap_err();
+        assert!(matches!(e, ApiKeyError::RelayImpostor { .. }), "{e}");
+        assert!(
+            e.to_string().contains("not this computer's Palisade agent"),
+            "{e}"
+        );
+        squatter.join().unwrap();
         assert_eq!(check_relay(token.clone(), None).unwrap(), token);
-        drop(listener);
         let e = check_relay(token, Some(up)).unwrap_err().to_string();
         assert!(e.contains("Palisade agent is not running"), "{e}");
         assert!(matches!(

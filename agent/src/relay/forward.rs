@@ -68,6 +68,31 @@ fn metered(method: &axum::http::Method, path: &str) -> bool {
     method == axum::http::Method::POST && path == "/v1/messages"
 }
 
+/// Answers `nonce=HEX` with the proof that this relay derives the developer's token.
+fn prove(relay: &Relay, query: &str) -> Response {
+    let nonce = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("nonce="))
+        .filter(|n| super::token::valid_nonce(n));
+    let Some(nonce) = nonce else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "Palisade: a relay proof needs nonce=<32 to 128 hex digits>.",
+        );
+    };
+    match relay.local_token() {
+        Some(token) => {
+            axum::Json(json!({"proof": super::token::relay_proof(&token, nonce)})).into_response()
+        }
+        None => api_error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            &super::Refusal::NotEnrolled.message(),
+        ),
+    }
+}
+
 /// The relay's one handler (every method and path).
 pub async fn handle(
     State(relay): State<Relay>,
@@ -85,6 +110,11 @@ pub async fn handle(
     // what it reaches, and nothing unauthenticated is ever forwarded with the key.
     if parts.method == axum::http::Method::HEAD && parts.uri.path() == "/api/hello" {
         return StatusCode::OK.into_response();
+    }
+
+    // The helper's challenge, before it hands Claude Code the token (see `token::relay_proof`).
+    if parts.method == axum::http::Method::GET && parts.uri.path() == super::token::PROOF_PATH {
+        return prove(&relay, parts.uri.query().unwrap_or(""));
     }
 
     // The path goes under the upstream's base as it is: no dot segments (which would leave a

@@ -10,10 +10,12 @@
 //!   wipe replaces;
 //! - [`forward`]: the request handler (check, swap, forward, meter);
 //! - [`usage`]: reading `usage` from answers and the cumulative counters reported upstream;
-//! - [`peer`]: on Linux, the uid owning a loopback client socket.
+//! - [`peer`]: on Linux, the uid owning a loopback client socket;
+//! - [`server`]: hyper's server on the accepted connections, with the timeouts.
 
 pub mod forward;
 pub mod peer;
+pub mod server;
 pub mod token;
 pub mod usage;
 
@@ -183,11 +185,8 @@ impl Relay {
             .with_state(relay.clone());
         let relay_for_accept = relay.clone();
         tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<peer::Peer>();
             let listener = peer::PeerListener::new(listener, relay_for_accept);
-            if let Err(e) = axum::serve(listener, service).await {
-                tracing::error!(error = %e, "the relay stopped");
-            }
+            server::serve(listener, app).await
         });
         tracing::info!(addr = %local_addr, "relay listening");
         Ok(relay)

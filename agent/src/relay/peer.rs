@@ -11,8 +11,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -94,11 +92,9 @@ impl AsyncWrite for PeerStream {
     }
 }
 
-impl axum::serve::Listener for PeerListener {
-    type Io = PeerStream;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (PeerStream, Peer) {
+impl PeerListener {
+    /// The next connection allowed in, with who is on the other end (waits for a free slot).
+    pub async fn accept(&mut self) -> (PeerStream, Peer) {
         loop {
             let Ok(slot) = self.slots.clone().acquire_owned().await else {
                 // The semaphore is never closed; wait rather than spin if it were.
@@ -131,23 +127,10 @@ impl axum::serve::Listener for PeerListener {
             }
         }
     }
-
-    fn local_addr(&self) -> std::io::Result<Peer> {
-        Ok(Peer {
-            addr: self.listener.local_addr()?,
-            uid: None,
-        })
-    }
 }
 
 fn io_with(io: TcpStream, slot: OwnedSemaphorePermit) -> PeerStream {
     PeerStream { io, _slot: slot }
-}
-
-impl Connected<IncomingStream<'_, PeerListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, PeerListener>) -> Peer {
-        *stream.remote_addr()
-    }
 }
 
 /// The uid owning the client socket of the connection `peer` → `local`, when it can be known.

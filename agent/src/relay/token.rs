@@ -21,7 +21,29 @@ pub const REVOKED_TOKEN: &str = "pal_local_revoked";
 /// The state file holding the secret (hex).
 pub const RELAY_SECRET_FILE: &str = "relay-secret";
 
+/// Where the relay proves that it is this computer's agent (see [`relay_proof`]).
+pub const PROOF_PATH: &str = "/palisade/relay-proof";
+
 type HmacSha256 = Hmac<Sha256>;
+
+/// The relay's answer to the helper's challenge `nonce`: HMAC-SHA256 keyed with the local
+/// token. Only the agent (which derives the token) and the developer (who holds it) can compute
+/// it, so a process of another account that took the relay's port while the agent was down
+/// cannot answer, and the helper then hands it nothing. Answering reveals nothing about the
+/// token.
+pub fn relay_proof(token: &str, nonce: &str) -> String {
+    #[allow(clippy::expect_used)] // HMAC takes keys of every length
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(token.as_bytes())
+        .expect("HMAC takes keys of every length");
+    mac.update(b"palisade-relay-proof\n");
+    mac.update(nonce.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether a challenge is one the relay answers: 32 to 128 hex digits.
+pub fn valid_nonce(nonce: &str) -> bool {
+    (32..=128).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// The secret that local tokens are derived from.
 #[derive(Clone)]
@@ -103,6 +125,22 @@ mod tests {
         assert!(!s.verify("sk-ant-api03-x", "dev-1", "1000"));
         assert!(!s.verify("pal_local_zz", "dev-1", "1000"));
         assert!(!s.verify(&t[..t.len() - 2], "dev-1", "1000"));
+    }
+
+    #[test]
+    fn proofs_need_the_token() {
+        let s = TokenSecret::random();
+        let t = s.token("dev-1", "1000");
+        let nonce = "00".repeat(16);
+        assert!(valid_nonce(&nonce));
+        assert!(!valid_nonce("00"));
+        assert!(!valid_nonce(&"zz".repeat(16)));
+        assert_eq!(relay_proof(&t, &nonce), relay_proof(&t, &nonce));
+        assert_ne!(relay_proof(&t, &nonce), relay_proof(&t, &"01".repeat(16)));
+        assert_ne!(
+            relay_proof(&t, &nonce),
+            relay_proof(&s.token("dev-1", "1001"), &nonce)
+        );
     }
 
     #[test]

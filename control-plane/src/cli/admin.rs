@@ -77,6 +77,10 @@ pub enum PolicyCommand {
         /// when the user has a key).
         #[arg(long, requires = "render")]
         api_key_helper: Option<String>,
+        /// With --render and proxy key delivery: where the laptop's relay listens (the
+        /// agent's `--relay-addr`).
+        #[arg(long, default_value = "127.0.0.1:47913", requires = "render")]
+        relay_addr: String,
     },
     /// Check a policy file without storing it; prints it in the canonical version-2 form, or
     /// with --render the drop-in a person holding only this policy would get.
@@ -203,7 +207,8 @@ pub struct OrgSettingsArgs {
     pub trust_mdm_identity: Option<bool>,
     /// How agents give Claude Code the API key: `proxy` (the agent keeps the key and relays
     /// Claude Code's requests; the developer holds only a local token) or `helper`
-    /// (`apiKeyHelper` prints the key).
+    /// (`apiKeyHelper` prints the key). New organisations start with `proxy`; organisations
+    /// created before it existed keep `helper` until switched.
     #[arg(long)]
     pub key_delivery: Option<String>,
     /// Where agents' relays forward (an Anthropic-API-compatible base URL, https; http only
@@ -359,6 +364,7 @@ pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
             render,
             os,
             api_key_helper,
+            relay_addr,
         } => {
             let o = find_org(store, &org).await?;
             let u = store
@@ -372,8 +378,18 @@ pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
             let computed = compute(&inputs).map_err(|e| anyhow!("{e}"))?;
             if render {
                 let has_key = computed.api_key_ref.is_some();
-                return print_render(&computed.policy, &os, |os| {
-                    api_key_helper.or_else(|| has_key.then(|| packaged_helper(os).to_owned()))
+                // With proxy delivery the agent points Claude Code at its relay and its helper
+                // checks the relay; a person without a key gets neither, as on the laptop.
+                let relayed =
+                    has_key && store.org_settings(&o.id).await?.key_delivery == KeyDelivery::Proxy;
+                let base_url = relayed.then(|| format!("http://{relay_addr}"));
+                return print_render_with(&computed.policy, &os, base_url, |os| {
+                    api_key_helper.or_else(|| {
+                        has_key.then(|| match relayed {
+                            true => format!("{} --relay {relay_addr}", packaged_helper(os)),
+                            false => packaged_helper(os).to_owned(),
+                        })
+                    })
                 });
             }
             let stored = store.stored_user_policy(&u.id).await?;
@@ -472,12 +488,23 @@ fn print_render(
     os: &str,
     helper: impl FnOnce(TargetOs) -> Option<String>,
 ) -> anyhow::Result<()> {
+    print_render_with(policy, os, None, helper)
+}
+
+/// [`print_render`], pointing Claude Code at a relay's `base_url` when there is one.
+fn print_render_with(
+    policy: &Policy,
+    os: &str,
+    base_url: Option<String>,
+    helper: impl FnOnce(TargetOs) -> Option<String>,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let os = TargetOs::parse(os)
         .ok_or_else(|| anyhow!("--os {os:?}: expected linux, macos or windows"))?;
     let opts = RenderOptions {
         api_key_helper: helper(os),
         os,
+        base_url,
         ..RenderOptions::default()
     };
     std::io::stdout().write_all(&render_bytes(policy, &opts))?;

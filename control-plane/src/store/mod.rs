@@ -393,6 +393,52 @@ mod tests {
         store.close().await;
     }
 
+    /// Upgrading keeps what an existing organisation had: an org created before migration 0007
+    /// (with no settings row, so the old default) keeps helper delivery; a new org gets proxy.
+    #[tokio::test]
+    async fn an_upgrade_keeps_helper_delivery_for_existing_orgs() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        sqlx::any::install_default_drivers();
+        let (_, normalised) = normalise_url(&url).unwrap();
+        let pool = sqlite_pool(&normalised, 1).await.unwrap();
+        let before_0007 = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                MIGRATOR
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 7)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before_0007.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO orgs (id, slug, created_at) VALUES ('old', 'old', 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let old = store.org_settings("old").await.unwrap();
+        assert_eq!(old.key_delivery, KeyDelivery::Helper);
+        let helper_defaults = OrgSettings {
+            key_delivery: KeyDelivery::Helper,
+            ..OrgSettings::default()
+        };
+        assert_eq!(old.delivery(), helper_defaults.delivery());
+        let new = store
+            .create_org("new", &crate::domain::Actor::System)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.org_settings(&new.id).await.unwrap().key_delivery,
+            KeyDelivery::Proxy
+        );
+        store.close().await;
+    }
+
     /// A bad enrollment token is refused while another transaction holds the (single) SQLite
     /// writer: the token check reads, it does not queue for the writer.
     #[tokio::test]

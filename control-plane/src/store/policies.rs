@@ -37,11 +37,12 @@ impl OfflineRule {
 /// How agents give Claude Code the API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyDelivery {
-    /// `apiKeyHelper` prints the key (the developer's account can read it).
-    #[default]
+    /// `apiKeyHelper` prints the key (the developer's account can read it). Organisations
+    /// created before proxy delivery keep it until an admin switches (migration 0007).
     Helper,
     /// The agent keeps the key and forwards Claude Code's requests through its local relay;
-    /// the developer's account holds only a local token.
+    /// the developer's account holds only a local token. The default.
+    #[default]
     Proxy,
 }
 
