@@ -70,8 +70,9 @@ pub fn http_app(store: Store, settings: ScimSettings, web: WebState) -> Router {
     let state = ScimState::new(store.clone(), settings);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz).with_state(store))
+        .route("/readyz", get(readyz).with_state(store.clone()))
         .nest(SCIM_PREFIX, scim::router(state))
+        .merge(crate::api::router(store.clone()))
         .merge(web::router(web))
         .fallback(|| async { ScimError::not_found("not found") })
         .layer(DefaultBodyLimit::max(max_body))
@@ -169,6 +170,7 @@ pub async fn serve(
     println!("gRPC agent endpoint: {scheme}://{grpc_local}");
     println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
     println!("Sign-in pages: {public_url}/enroll/device");
+    println!("Admin API: {scheme}://{local}/api/v1 (OpenAPI: /api/v1/openapi.json)");
     tracing::info!(%local, %grpc_local, tls, backend = ?store.backend(), "control plane listening");
 
     // One shutdown signal fans out to every listener and background task.
@@ -184,6 +186,7 @@ pub async fn serve(
     let distributor = Distributor::new(store.clone(), config.secrets_key.clone());
     tokio::spawn(distributor.clone().run_input_changes(stop_rx.clone()));
     tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
+    tokio::spawn(crate::admin::audit::run_retention(store.clone()));
 
     let lim = config.grpc_limits;
     let grpc_service = palisade_proto::v1::agent_service_server::AgentServiceServer::new(

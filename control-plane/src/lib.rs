@@ -3,6 +3,8 @@
 //! people sign in with their IdP to enroll their devices.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod crypto;

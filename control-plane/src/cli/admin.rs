@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 
 use super::find_org;
+use crate::admin::settings::check_upstream_url;
 use crate::crypto::SecretsKey;
 use crate::distribution::{compute, overrides};
 use crate::domain::{to_rfc3339, Actor, Micros};
@@ -215,33 +216,6 @@ pub struct OrgSettingsArgs {
     /// to a loopback address). `default` is the Anthropic API.
     #[arg(long)]
     pub upstream_url: Option<String>,
-}
-
-/// An upstream base URL the relays may forward to: https (http only to loopback), with no
-/// credentials, query or fragment.
-pub fn check_upstream_url(text: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(text).map_err(|e| anyhow!("--upstream-url {text:?}: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => bail!("--upstream-url {text:?}: no host"),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            bail!("--upstream-url {text:?}: plain http only to a loopback address; use https")
-        }
-        other => bail!("--upstream-url {text:?}: scheme {other:?}; use https"),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        bail!("--upstream-url {text:?}: no credentials in the URL (the relay adds the key)");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        bail!("--upstream-url {text:?}: no query or fragment");
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// An enrollment token's expiry from a lifetime (at most a year: a fleet secret must turn over).

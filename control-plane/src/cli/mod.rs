@@ -2,6 +2,7 @@
 //! `api-key`, `oidc`, `invite`, `device` and `audit` subcommands, as operators script them.
 
 mod admin;
+mod api_tokens;
 mod identity;
 mod usage;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// Manage SCIM bearer tokens.
     #[command(subcommand, name = "scim-token")]
     ScimToken(TokenCommand),
+    /// Manage admin API tokens (the REST API under /api/v1).
+    #[command(subcommand, name = "api-token")]
+    ApiToken(api_tokens::ApiTokenCommand),
     /// Set and inspect policies.
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
@@ -292,6 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device(cmd) => identity::device(&open(&url).await?, cmd).await,
         Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
+        Command::ApiToken(cmd) => api_tokens::api_token(&open(&url).await?, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;
             store.ensure_default_org().await?;

@@ -46,11 +46,15 @@ pub enum AuditAction {
     DeviceWipe,
     DeviceRefused,
     DeviceWarning,
+    ApiTokenCreate,
+    ApiTokenRevoke,
+    DeviceRevoke,
+    AdminLoginLink,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 39] = [
+    pub const ALL: [AuditAction; 43] = [
         AuditAction::OrgCreate,
         AuditAction::OrgSettingsSet,
         AuditAction::OrgPolicySetDefault,
@@ -90,6 +94,10 @@ impl AuditAction {
         AuditAction::DeviceWipe,
         AuditAction::DeviceRefused,
         AuditAction::DeviceWarning,
+        AuditAction::ApiTokenCreate,
+        AuditAction::ApiTokenRevoke,
+        AuditAction::DeviceRevoke,
+        AuditAction::AdminLoginLink,
     ];
 
     /// The stable name stored in the trail.
@@ -134,6 +142,10 @@ impl AuditAction {
             AuditAction::DeviceWipe => "device.wipe",
             AuditAction::DeviceRefused => "device.refused",
             AuditAction::DeviceWarning => "device.warning",
+            AuditAction::ApiTokenCreate => "api-token.create",
+            AuditAction::ApiTokenRevoke => "api-token.revoke",
+            AuditAction::DeviceRevoke => "device.revoke",
+            AuditAction::AdminLoginLink => "admin.login-link",
         }
     }
 }

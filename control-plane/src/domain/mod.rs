@@ -89,6 +89,18 @@ pub enum Actor {
         user_id: String,
         user_name: String,
     },
+    /// A person (or the one-time owner link) acting in the admin console, from `source`.
+    Admin {
+        /// Who: `person:<userName>` or `owner-link:<id>`.
+        name: String,
+        source: String,
+    },
+    /// An admin API token, from `source`.
+    ApiToken {
+        id: String,
+        label: String,
+        source: String,
+    },
     /// A per-user activation code.
     Invite {
         id: String,
@@ -121,6 +133,14 @@ impl Actor {
         Actor::Operator { login }
     }
 
+    /// Where the change came from (the client address of a console or API request).
+    pub fn source(&self) -> &str {
+        match self {
+            Actor::Admin { source, .. } | Actor::ApiToken { source, .. } => source,
+            _ => "",
+        }
+    }
+
     pub fn audit_name(&self) -> String {
         match self {
             Actor::ScimToken { id, label } if !label.is_empty() => {
@@ -133,6 +153,8 @@ impl Actor {
                 format!("person:{user_name}")
             }
             Actor::Person { user_id, .. } => format!("person:{user_id}"),
+            Actor::Admin { name, .. } => name.clone(),
+            Actor::ApiToken { id, label, .. } => format!("api-token:{label} ({id})"),
             Actor::Invite { id } => format!("invite:{id}"),
             Actor::Operator { login } => format!("cli:{login}"),
             Actor::System => "system".to_string(),

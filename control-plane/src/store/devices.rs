@@ -309,6 +309,127 @@ impl Store {
         .collect()
     }
 
+    /// How many live (unrevoked) devices each of these people has.
+    pub async fn live_device_counts(
+        &self,
+        user_ids: &[&str],
+    ) -> StoreResult<std::collections::HashMap<String, usize>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in user_ids.chunks(500) {
+            let sql = format!(
+                "SELECT user_id, COUNT(*) AS n FROM devices WHERE revoked_at IS NULL AND user_id IN ({}) GROUP BY user_id",
+                super::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.read).await? {
+                let n: i64 = r.try_get("n")?;
+                out.insert(r.try_get("user_id")?, usize::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of the organisation's devices (live and revoked), newest enrollment first,
+    /// after the device enrolled at `after` (its time and id).
+    pub async fn page_devices(
+        &self,
+        org_id: &str,
+        after: Option<(Micros, &str)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Device>> {
+        let (at, id) = after.unwrap_or((i64::MAX, ""));
+        sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 \
+             AND (d.enrolled_at < $2 OR (d.enrolled_at = $3 AND d.id < $4)) \
+             ORDER BY d.enrolled_at DESC, d.id DESC LIMIT $5"
+        ))
+        .bind(org_id)
+        .bind(at)
+        .bind(at)
+        .bind(if after.is_some() { id } else { "\u{10FFFF}" })
+        .bind(limit.min(1000) as i64)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    /// One device of the organisation.
+    pub async fn get_device(&self, org_id: &str, device_id: &str) -> StoreResult<Option<Device>> {
+        sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 AND d.id = $2"
+        ))
+        .bind(org_id)
+        .bind(device_id)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(device_from_row)
+        .transpose()
+    }
+
+    /// Revokes one device (a lost laptop): its credential stops working and, connected or
+    /// not, the agent wipes the key and Claude Code's login when it next hears from us. On the
+    /// change feed in the same transaction as its audit event. Revoking a revoked device
+    /// changes nothing.
+    pub async fn revoke_device(
+        &self,
+        org_id: &str,
+        device_id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> StoreResult<Device> {
+        let device = self
+            .get_device(org_id, device_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if device.revoked_at.is_some() {
+            return Ok(device);
+        }
+        let mut tx = self.begin_write().await?;
+        let seq = super::changes::next_change_seq(&mut tx).await?;
+        let now = now_micros();
+        let done = sqlx::query("UPDATE devices SET revoked_at = $1, revoked_reason = $2, revoked_seq = $3 WHERE id = $4 AND org_id = $5 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(seq)
+            .bind(device_id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            // Revoked meanwhile by another writer: nothing more to say.
+            tx.rollback().await?;
+            return self
+                .get_device(org_id, device_id)
+                .await?
+                .ok_or(StoreError::NotFound);
+        }
+        super::changes::notify_change(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            org_id,
+            actor,
+            AuditAction::DeviceRevoke,
+            "Device",
+            Some(device_id),
+            json!({"user": device.user_name, "hostname": device.hostname, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.committed_change();
+        Ok(Device {
+            revoked_at: Some(now),
+            revoked_reason: Some(reason.to_owned()),
+            ..device
+        })
+    }
+
     /// Records, in one transaction, that devices were seen and which version each applied.
     pub async fn record_device_progress(
         &self,

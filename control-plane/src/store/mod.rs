@@ -1,6 +1,7 @@
 //! The durable store: SQLite (embedded default, WAL) or PostgreSQL, through one set of portable
 //! queries on sqlx's `Any` driver. Every write is one transaction that also records its audit event.
 
+mod api_tokens;
 mod audit;
 mod batch;
 mod changes;
@@ -17,7 +18,8 @@ mod tokens;
 mod usage;
 mod users;
 
-pub use audit::AuditEvent;
+pub use api_tokens::{ApiToken, NewApiToken, API_TOKEN_PREFIX};
+pub use audit::{AuditCursor, AuditEvent, AuditFilter};
 pub use changes::{ChangeListener, InputChange, PendingInputChange, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{
     DeviceReport, DeviceStanding, ReportTally, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS,

@@ -75,6 +75,8 @@ pub struct OrgSettings {
     pub key_delivery: KeyDelivery,
     /// Where agents' relays forward (`None`: the Anthropic API).
     pub upstream_url: Option<String>,
+    /// How many days the audit trail keeps events.
+    pub audit_retention_days: i64,
 }
 
 impl OrgSettings {
@@ -102,6 +104,7 @@ impl Default for OrgSettings {
             trust_mdm_identity: false,
             key_delivery: KeyDelivery::default(),
             upstream_url: None,
+            audit_retention_days: 90,
         }
     }
 }
@@ -214,7 +217,7 @@ fn parse_json(text: &str, what: &str) -> StoreResult<Value> {
 }
 
 async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResult<OrgSettings> {
-    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, trust_mdm_identity, key_delivery, upstream_url FROM org_settings WHERE org_id = $1")
+    let row = sqlx::query("SELECT default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, trust_mdm_identity, key_delivery, upstream_url, audit_retention_days FROM org_settings WHERE org_id = $1")
         .bind(org_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -233,6 +236,7 @@ async fn settings_in(conn: &mut sqlx::AnyConnection, org_id: &str) -> StoreResul
         key_delivery: KeyDelivery::parse(&r.try_get::<String, _>("key_delivery")?)
             .unwrap_or_default(),
         upstream_url: Some(r.try_get::<String, _>("upstream_url")?).filter(|u| !u.is_empty()),
+        audit_retention_days: r.try_get("audit_retention_days")?,
     })
 }
 
@@ -242,12 +246,13 @@ async fn upsert_settings(
     s: &OrgSettings,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at, trust_mdm_identity, key_delivery, upstream_url) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO org_settings (org_id, default_policy, offline_rule, offline_grace_seconds, deprovision_without_groups, updated_at, trust_mdm_identity, key_delivery, upstream_url, audit_retention_days) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (org_id) DO UPDATE SET default_policy = excluded.default_policy, offline_rule = excluded.offline_rule, \
          offline_grace_seconds = excluded.offline_grace_seconds, deprovision_without_groups = excluded.deprovision_without_groups, \
          updated_at = excluded.updated_at, trust_mdm_identity = excluded.trust_mdm_identity, \
-         key_delivery = excluded.key_delivery, upstream_url = excluded.upstream_url",
+         key_delivery = excluded.key_delivery, upstream_url = excluded.upstream_url, \
+         audit_retention_days = excluded.audit_retention_days",
     )
     .bind(org_id)
     .bind(s.default_policy.to_string())
@@ -258,6 +263,7 @@ async fn upsert_settings(
     .bind(i64::from(s.trust_mdm_identity))
     .bind(s.key_delivery.as_str())
     .bind(s.upstream_url.as_deref().unwrap_or(""))
+    .bind(s.audit_retention_days)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -290,7 +296,7 @@ impl Store {
             json!({"defaultPolicy": settings.default_policy, "offlineRule": settings.offline_rule.as_str(),
                    "offlineGraceSeconds": settings.offline_grace_seconds, "deprovisionWithoutGroups": settings.deprovision_without_groups,
                    "trustMdmIdentity": settings.trust_mdm_identity, "keyDelivery": settings.key_delivery.as_str(),
-                   "upstreamUrl": settings.upstream_url}),
+                   "upstreamUrl": settings.upstream_url, "auditRetentionDays": settings.audit_retention_days}),
         )
         .await?;
         tx.commit().await?;
@@ -651,6 +657,16 @@ impl Store {
     }
 
     /// Ids of the live users of an organisation.
+    /// A group's policy override, if it has one.
+    pub async fn group_policy(&self, group_id: &str) -> StoreResult<Option<Value>> {
+        let row = sqlx::query("SELECT policy FROM group_policies WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| parse_json(&r.try_get::<String, _>("policy")?, "group policy"))
+            .transpose()
+    }
+
     pub async fn org_user_ids(&self, org_id: &str) -> StoreResult<Vec<String>> {
         sqlx::query(
             "SELECT id FROM users WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",

@@ -198,6 +198,34 @@ impl Store {
     }
 
     /// One page of all live users in stable order, and the total count.
+    /// One page of the organisation's people ordered by userName, those whose userName starts
+    /// with `prefix` (any case), after the userName key `after`: an indexed range read.
+    pub async fn search_users(
+        &self,
+        org_id: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let lo = user_name_key(prefix);
+        // Every key starting with `lo` sorts below `lo` + the largest character.
+        let hi = format!("{lo}\u{10FFFF}");
+        let after = after.map(str::to_owned).unwrap_or_default();
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND deleted_at IS NULL \
+             AND user_name_key >= $2 AND user_name_key < $3 AND user_name_key > $4 \
+             ORDER BY user_name_key LIMIT $5"
+        ))
+        .bind(org_id)
+        .bind(&lo)
+        .bind(&hi)
+        .bind(&after)
+        .bind(limit.min(1000) as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     pub async fn page_users(
         &self,
         org_id: &str,

@@ -1,0 +1,140 @@
+//! The organisation's settings as admins see and change them: the offline rule and grace,
+//! deprovisioning without groups, trusting MDM identity, key delivery, the relays' upstream
+//! and the audit retention.
+
+use serde::{Deserialize, Serialize};
+
+use anyhow::{anyhow, bail};
+
+use super::{AdminError, AdminResult, Capability, Principal};
+use crate::domain::AuditAction;
+use crate::store::{KeyDelivery, OfflineRule, OrgSettings, Store};
+
+/// The settings (the default policy is under policies).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SettingsView {
+    /// `keep_last` or `lockdown`.
+    pub offline_rule: String,
+    pub offline_grace_seconds: i64,
+    pub deprovision_without_groups: bool,
+    pub trust_mdm_identity: bool,
+    /// `proxy` or `helper`.
+    pub key_delivery: String,
+    /// Where relays forward; absent: the Anthropic API.
+    pub upstream_url: Option<String>,
+    pub audit_retention_days: i64,
+}
+
+/// A change: only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    pub offline_rule: Option<String>,
+    pub offline_grace_seconds: Option<i64>,
+    pub deprovision_without_groups: Option<bool>,
+    pub trust_mdm_identity: Option<bool>,
+    pub key_delivery: Option<String>,
+    /// An https URL (http only to loopback), or `default` for the Anthropic API.
+    pub upstream_url: Option<String>,
+    pub audit_retention_days: Option<i64>,
+}
+
+fn view(s: &OrgSettings) -> SettingsView {
+    SettingsView {
+        offline_rule: s.offline_rule.as_str().to_owned(),
+        offline_grace_seconds: s.offline_grace_seconds,
+        deprovision_without_groups: s.deprovision_without_groups,
+        trust_mdm_identity: s.trust_mdm_identity,
+        key_delivery: s.key_delivery.as_str().to_owned(),
+        upstream_url: s.upstream_url.clone(),
+        audit_retention_days: s.audit_retention_days,
+    }
+}
+
+pub async fn get(store: &Store, who: &Principal) -> AdminResult<SettingsView> {
+    who.require(Capability::View)?;
+    Ok(view(&store.org_settings(&who.org_id).await?))
+}
+
+/// Applies `change` (all fields checked before anything is written).
+pub async fn update(
+    store: &Store,
+    who: &Principal,
+    change: &SettingsChange,
+) -> AdminResult<SettingsView> {
+    who.require(Capability::EditSettings)?;
+    let mut s = store.org_settings(&who.org_id).await?;
+    if let Some(rule) = &change.offline_rule {
+        s.offline_rule = OfflineRule::parse(rule)
+            .ok_or_else(|| AdminError::invalid("offline_rule", "keep_last or lockdown"))?;
+    }
+    if let Some(grace) = change.offline_grace_seconds {
+        if !(60..=365 * 86_400).contains(&grace) {
+            return Err(AdminError::invalid(
+                "offline_grace_seconds",
+                "between 60 seconds and 365 days",
+            ));
+        }
+        s.offline_grace_seconds = grace;
+    }
+    if let Some(v) = change.deprovision_without_groups {
+        s.deprovision_without_groups = v;
+    }
+    if let Some(v) = change.trust_mdm_identity {
+        s.trust_mdm_identity = v;
+    }
+    if let Some(k) = &change.key_delivery {
+        s.key_delivery = KeyDelivery::parse(k)
+            .ok_or_else(|| AdminError::invalid("key_delivery", "proxy or helper"))?;
+    }
+    if let Some(u) = &change.upstream_url {
+        s.upstream_url = if u == "default" {
+            None
+        } else {
+            Some(
+                check_upstream_url(u)
+                    .map_err(|e| AdminError::invalid("upstream_url", e.to_string()))?,
+            )
+        };
+    }
+    if let Some(days) = change.audit_retention_days {
+        if !(1..=3650).contains(&days) {
+            return Err(AdminError::invalid(
+                "audit_retention_days",
+                "between 1 and 3650",
+            ));
+        }
+        s.audit_retention_days = days;
+    }
+    store
+        .set_org_settings(&who.org_id, &s, &who.actor, AuditAction::OrgSettingsSet)
+        .await?;
+    Ok(view(&s))
+}
+
+/// An upstream base URL the relays may forward to: https (http only to loopback), with no
+/// credentials, query or fragment.
+pub fn check_upstream_url(text: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(text).map_err(|e| anyhow!("--upstream-url {text:?}: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => bail!("--upstream-url {text:?}: no host"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            bail!("--upstream-url {text:?}: plain http only to a loopback address; use https")
+        }
+        other => bail!("--upstream-url {text:?}: scheme {other:?}; use https"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("--upstream-url {text:?}: no credentials in the URL (the relay adds the key)");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--upstream-url {text:?}: no query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}

@@ -1,0 +1,31 @@
+//! `/api/v1/settings`: the organisation's settings.
+
+use axum::extract::State;
+use axum::Json;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Body;
+use super::ApiState;
+use crate::admin::settings::{self as svc, SettingsChange, SettingsView};
+
+/// The settings.
+#[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
+    responses((status = 200, body = SettingsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn get_settings(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(svc::get(&s.store, &who).await?))
+}
+
+/// Change some settings (only the fields given).
+#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings", request_body = SettingsChange,
+    responses((status = 200, body = SettingsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch_settings(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Body(change): Body<SettingsChange>,
+) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(svc::update(&s.store, &who, &change).await?))
+}
