@@ -70,6 +70,8 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $pg_db"
 
 # --- Fuzzing smoke: every cargo-fuzz target for a few seconds (the long runs are in
 # fuzz/RESULTS.md and SECURITY.md).
+log "admin API fuzzing from its OpenAPI document (schemathesis)"; bash tests/api-fuzz.sh 60
+
 log "fuzz smoke (10 s per target)"
 bash fuzz/run.sh 10
 

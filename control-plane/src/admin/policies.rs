@@ -60,6 +60,49 @@ pub struct PersonChange {
     pub changed_keys: Vec<String>,
 }
 
+/// A group as the policies page lists it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GroupSummary {
+    pub id: String,
+    pub display_name: String,
+    pub members: usize,
+    /// Whether the group overrides the org defaults.
+    pub has_policy: bool,
+}
+
+/// One page of the organisation's groups, oldest first.
+pub async fn list_groups(
+    store: &Store,
+    who: &Principal,
+    cursor: Option<&str>,
+    limit: Option<usize>,
+) -> AdminResult<super::Page<GroupSummary>> {
+    who.require(Capability::View)?;
+    let offset: i64 = match cursor {
+        Some(c) => super::decode_cursor(c, 1)?[0]
+            .parse()
+            .map_err(|_| AdminError::invalid("cursor", "not a cursor this API returned"))?,
+        None => 0,
+    };
+    let size = super::page_size(limit);
+    let (groups, total) = store.page_groups(&who.org_id, offset, size as i64).await?;
+    let mut items = Vec::with_capacity(groups.len());
+    for g in &groups {
+        items.push(GroupSummary {
+            id: g.id.clone(),
+            display_name: g.display_name.clone(),
+            members: store.group_member_ids(&g.id).await?.len(),
+            has_policy: store.group_policy(&g.id).await?.is_some(),
+        });
+    }
+    let next = offset + groups.len() as i64;
+    Ok(super::Page {
+        items,
+        next_cursor: (next < total && !groups.is_empty())
+            .then(|| super::encode_cursor(&[&next.to_string()])),
+    })
+}
+
 /// The org defaults.
 pub async fn defaults(store: &Store, who: &Principal) -> AdminResult<PolicyView> {
     who.require(Capability::View)?;

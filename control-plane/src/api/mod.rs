@@ -81,6 +81,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(people::me))
         .routes(routes!(people::list_members))
         .routes(routes!(people::member))
+        .routes(routes!(policies::list_groups))
         .routes(routes!(policies::get_defaults, policies::put_defaults))
         .routes(routes!(
             policies::get_group_policy,

@@ -28,7 +28,7 @@ pub struct ListParams {
 
 /// The caller's own page (a person signed in to the console).
 #[utoipa::path(get, path = "/api/v1/me", tag = "members",
-    responses((status = 200, body = MemberDetail), (status = 404, body = ErrorBody, description = "The caller is an API token, not a person")))]
+    responses((status = 200, body = MemberDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "The caller is an API token, not a person")))]
 pub async fn me(
     State(s): State<ApiState>,
     Caller(who): Caller,

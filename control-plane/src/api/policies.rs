@@ -10,7 +10,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Params};
 use super::ApiState;
-use crate::admin::policies::{self as svc, PolicyTarget, PolicyView, Preview};
+use crate::admin::policies::{self as svc, GroupSummary, PolicyTarget, PolicyView, Preview};
+use crate::admin::Page;
 
 /// Whether to only preview.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -19,6 +20,31 @@ pub struct DryRun {
     /// Preview the change without saving it.
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// Paging.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Items per page (1-200, default 50).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Groups, with their member counts and whether each overrides the defaults.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "policies", params(PageParams),
+    responses((status = 200, body = Page<GroupSummary>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_groups(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Params(p): Params<PageParams>,
+) -> Result<Json<Page<GroupSummary>>, ApiError> {
+    Ok(Json(
+        svc::list_groups(&s.store, &who, p.cursor.as_deref(), p.limit).await?,
+    ))
 }
 
 /// The org defaults.
@@ -92,7 +118,7 @@ pub async fn put_group_policy(
 /// Remove a group's override; `dry_run` previews.
 #[utoipa::path(delete, path = "/api/v1/groups/{id}/policy", tag = "policies",
     params(("id" = String, Path, description = "The group's id"), DryRun),
-    responses((status = 200, body = Preview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Preview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete_group_policy(
     State(s): State<ApiState>,
     Caller(who): Caller,
