@@ -83,7 +83,7 @@ pub enum DeviceCommand {
 }
 
 /// The public base URL used in printed links.
-fn base_url(public_url: Option<&str>) -> String {
+pub(super) fn base_url(public_url: Option<&str>) -> String {
     public_url
         .unwrap_or("http://127.0.0.1:8080")
         .trim_end_matches('/')

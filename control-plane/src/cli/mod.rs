@@ -3,6 +3,7 @@
 
 mod admin;
 mod api_tokens;
+mod console;
 mod identity;
 mod usage;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// Manage SCIM bearer tokens.
     #[command(subcommand, name = "scim-token")]
     ScimToken(TokenCommand),
+    /// The admin console: a one-time owner sign-in link.
+    #[command(subcommand)]
+    Admin(console::ConsoleCommand),
     /// Manage admin API tokens (the REST API under /api/v1).
     #[command(subcommand, name = "api-token")]
     ApiToken(api_tokens::ApiTokenCommand),
@@ -296,6 +300,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Device(cmd) => identity::device(&open(&url).await?, cmd).await,
         Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
+        Command::Admin(cmd) => {
+            console::admin(&open(&url).await?, cli.public_url.as_deref(), cmd).await
+        }
         Command::ApiToken(cmd) => api_tokens::api_token(&open(&url).await?, cmd).await,
         Command::ScimToken(cmd) => {
             let store = open(&url).await?;

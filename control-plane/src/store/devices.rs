@@ -30,6 +30,18 @@ fn enroll_token_from_row(r: &AnyRow) -> StoreResult<EnrollToken> {
     })
 }
 
+/// What the console's overview counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FleetCounts {
+    pub users_active: u64,
+    pub users_inactive: u64,
+    pub devices_live: u64,
+    pub devices_online: u64,
+    pub devices_offline: u64,
+    pub devices_stale: u64,
+    pub devices_current: u64,
+}
+
 const DEVICE_COLUMNS: &str =
     "d.id, d.user_id, u.user_name, d.hostname, d.os, d.agent_version, d.enrolled_at, d.last_seen_at, \
      d.applied_version, d.last_error, d.revoked_at, d.revoked_reason, d.wiped_at, d.verified, d.enroll_method";
@@ -307,6 +319,50 @@ impl Store {
         .iter()
         .map(device_from_row)
         .collect()
+    }
+
+    /// The organisation at a glance: people by status, live devices by how recently they were
+    /// seen, and how many run their person's current policy version. Aggregates only, so the
+    /// cost does not grow with what a page shows.
+    pub async fn fleet_counts(&self, org_id: &str, now: Micros) -> StoreResult<FleetCounts> {
+        let users = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN active = 1 THEN 1 ELSE 0 END), 0) AS active, \
+             COALESCE(SUM(CASE WHEN active = 1 THEN 0 ELSE 1 END), 0) AS inactive \
+             FROM users WHERE org_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(org_id)
+        .fetch_one(&self.read)
+        .await?;
+        let online_since = now - 10 * 60 * 1_000_000;
+        let stale_before = now - 7 * 86_400 * 1_000_000;
+        let devices = sqlx::query(
+            "SELECT COUNT(*) AS live, \
+             COALESCE(SUM(CASE WHEN d.last_seen_at >= $2 THEN 1 ELSE 0 END), 0) AS online, \
+             COALESCE(SUM(CASE WHEN d.last_seen_at < $3 OR d.last_seen_at IS NULL THEN 1 ELSE 0 END), 0) AS stale, \
+             COALESCE(SUM(CASE WHEN d.applied_version = p.version THEN 1 ELSE 0 END), 0) AS current \
+             FROM devices d LEFT JOIN user_policies p ON p.user_id = d.user_id \
+             WHERE d.org_id = $1 AND d.revoked_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(online_since)
+        .bind(stale_before)
+        .fetch_one(&self.read)
+        .await?;
+        let n = |r: &AnyRow, c: &str| -> StoreResult<u64> {
+            Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
+        };
+        let live = n(&devices, "live")?;
+        let online = n(&devices, "online")?;
+        let stale = n(&devices, "stale")?;
+        Ok(FleetCounts {
+            users_active: n(&users, "active")?,
+            users_inactive: n(&users, "inactive")?,
+            devices_live: live,
+            devices_online: online,
+            devices_stale: stale,
+            devices_offline: live.saturating_sub(online + stale),
+            devices_current: n(&devices, "current")?,
+        })
     }
 
     /// How many live (unrevoked) devices each of these people has.

@@ -10,6 +10,7 @@ mod enrollment;
 mod grants;
 mod groups;
 mod invites;
+mod login_links;
 mod orgs;
 mod policies;
 mod secrets;
@@ -22,7 +23,7 @@ pub use api_tokens::{ApiToken, NewApiToken, API_TOKEN_PREFIX};
 pub use audit::{AuditCursor, AuditEvent, AuditFilter};
 pub use changes::{ChangeListener, InputChange, PendingInputChange, RevokedDevice, CHANGE_CHANNEL};
 pub use devices::{
-    DeviceReport, DeviceStanding, ReportTally, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS,
+    DeviceReport, DeviceStanding, FleetCounts, ReportTally, DEFAULT_ENROLL_TOKEN_LIFETIME_MICROS,
     ENROLL_TOKEN_PREFIX, REPORT_COALESCE_WINDOW_MICROS,
 };
 pub use enrollment::{EnrollContext, EnrollRefusal, EnrollTokenCheck, DEVICE_CREDENTIAL_PREFIX};
@@ -32,6 +33,7 @@ pub use grants::{
 };
 pub use groups::GroupSelection;
 pub use invites::ACTIVATION_CODE_PREFIX;
+pub use login_links::{RedeemedLink, LOGIN_LINK_LIFETIME, LOGIN_LINK_PREFIX};
 pub use policies::{
     ComputedPolicy, KeyDelivery, OfflineRule, OrgSettings, StoredUserPolicy, UserGroupInput,
     UserPolicyInputs,

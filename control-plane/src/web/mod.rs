@@ -1,8 +1,10 @@
 //! The control plane's own web pages, served on its HTTP port beside SCIM: sign-in with the
-//! organisation's IdP (`signin/`) and the device-enrollment pages (`device.rs`). Server-rendered
+//! organisation's IdP (`signin/`), the device-enrollment pages (`device.rs`) and the admin
+//! console (`console/`). Server-rendered
 //! (askama), no scripts; every response carries a strict Content Security Policy, and every
 //! state-changing request must be a same-origin POST carrying the session's CSRF token.
 
+pub mod console;
 pub mod device;
 pub mod signin;
 
@@ -120,6 +122,7 @@ pub fn router(state: WebState) -> Router {
             get(device::verify_page).post(device::verify),
         )
         .route("/static/palisade.css", get(stylesheet))
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             same_origin_posts,

@@ -82,7 +82,11 @@ pub async fn current_person(state: &WebState, session: &Session) -> Option<Signe
 /// Only the pages that send people to sign in, as plain printable ASCII (a tab or newline
 /// would let a browser read `/\t/evil` as `//evil`).
 fn safe_next(next: Option<&str>) -> String {
-    const PAGES: [&str; 2] = ["/enroll/device/confirm", "/enroll/device/verify?device="];
+    const PAGES: [&str; 3] = [
+        "/enroll/device/confirm",
+        "/enroll/device/verify?device=",
+        "/console",
+    ];
     match next {
         Some(n)
             if n.len() <= 200
@@ -385,5 +389,7 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/enroll/device", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/enroll/device");
+        assert_eq!(safe_next(Some("/console")), "/console");
+        assert_eq!(safe_next(Some("/console/x")), "/enroll/device");
     }
 }
