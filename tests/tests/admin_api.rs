@@ -455,6 +455,92 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// Policy as code: a folder applied by the CLI; a dry run and a bad file change nothing.
+async fn policy_apply_from_a_folder(backend: Backend) -> Result<()> {
+    let cp = ControlPlane::start(backend, &[]).await?;
+    let scim = cp.scim();
+    let alice = create_user(&scim, "alice@example.com").await?;
+    let eng = create_group(&scim, "Engineering", &[&alice]).await?;
+    let ops = create_group(&scim, "Ops", &[]).await?;
+    let admin = Api::new(&cp, &cli_token(&cp, "read-only", "check").await?);
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("groups"))?;
+    std::fs::write(
+        dir.path().join("defaults.toml"),
+        "security_level = \"moderate\"\n",
+    )?;
+    std::fs::write(
+        dir.path().join("groups/Engineering.json"),
+        r#"{"permissions": {"deny": ["WebFetch"]}}"#,
+    )?;
+    let d = dir.path().display().to_string();
+    let apply = |extra: &'static [&'static str]| {
+        let mut args = vec!["policy", "apply", "--org", "default", "--dir", &d];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = apply(&["--dry-run"]);
+    let out = cp
+        .cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    ensure!(
+        out.contains("~ group \"Engineering\"")
+            && out.contains("permissions.deny: (unset) -> [\"WebFetch\"]")
+            && out.contains("for 1 of 1 people")
+            && out.contains("dry run: nothing saved"),
+        "{out}"
+    );
+    ensure!(admin.get(&format!("/api/v1/groups/{eng}/policy")).await?["policy"].is_null());
+
+    // One bad file: nothing applied, and it says why.
+    std::fs::write(dir.path().join("groups/Nobody.json"), "{}")?;
+    let args = apply(&[]);
+    let bad = cp
+        .cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    ensure!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("no group \"Nobody\"")
+    );
+    ensure!(admin.get(&format!("/api/v1/groups/{eng}/policy")).await?["policy"].is_null());
+    std::fs::remove_file(dir.path().join("groups/Nobody.json"))?;
+
+    let out = cp
+        .cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    ensure!(out.contains("applied 2 change(s)"), "{out}");
+    ensure!(
+        admin.get(&format!("/api/v1/groups/{eng}/policy")).await?["policy"]
+            == json!({"permissions": {"deny": ["WebFetch"]}})
+    );
+    ensure!(
+        admin.get("/api/v1/policies/defaults").await?["policy"]
+            == json!({"security_level": "moderate"})
+    );
+    let again = cp
+        .cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    ensure!(again.contains("no change"), "idempotent: {again}");
+
+    // --prune removes overrides of groups without a file.
+    let (status, _) = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?)
+        .call(
+            Method::PUT,
+            &format!("/api/v1/groups/{ops}/policy"),
+            Some(&json!({"permissions": {"deny": ["Bash"]}})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK);
+    let args = apply(&["--prune"]);
+    let out = cp
+        .cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    ensure!(out.contains("Ops\" (no file: removed)"), "{out}");
+    ensure!(admin.get(&format!("/api/v1/groups/{ops}/policy")).await?["policy"].is_null());
+    Ok(())
+}
+
 backend_tests! {
     admin_api_end_to_end => admin_api_sqlite, admin_api_postgres;
+    policy_apply_from_a_folder => policy_apply_sqlite, policy_apply_postgres;
 }

@@ -5,7 +5,7 @@
 
 use crate::domain::AuditAction;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
@@ -40,6 +40,20 @@ pub fn load_secrets_key(file: Option<&std::path::Path>) -> anyhow::Result<Option
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Apply a folder of policy files (`defaults.json` and `groups/<group name>.json`, or
+    /// .toml/.yaml): prints the diff, then saves it (policy as code, e.g. from CI).
+    Apply {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the diff only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove the override of every group that has no file.
+        #[arg(long)]
+        prune: bool,
+    },
     /// Set the organisation's default policy from a JSON or TOML file.
     SetDefault {
         #[arg(long)]
@@ -250,7 +264,7 @@ pub fn parse_duration_secs(text: &str) -> anyhow::Result<i64> {
 
 /// Reads and checks a policy file for `scope`; notices (a version-1 file was migrated) go to
 /// standard error.
-fn read_policy_file(path: &PathBuf, scope: Scope) -> anyhow::Result<Policy> {
+pub(super) fn read_policy_file(path: &Path, scope: Scope) -> anyhow::Result<Policy> {
     let name = path.to_string_lossy();
     let format = PolicyFormat::from_path_name(&name).map_err(|e| anyhow!("{e}"))?;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
@@ -330,6 +344,12 @@ pub async fn policy(store: &Store, cmd: PolicyCommand) -> anyhow::Result<()> {
             }
         }
         PolicyCommand::Keys { json } => print_keys(json)?,
+        PolicyCommand::Apply {
+            org,
+            dir,
+            dry_run,
+            prune,
+        } => super::policy_apply::apply(store, &org, &dir, dry_run, prune).await?,
         PolicyCommand::Show {
             org,
             user,

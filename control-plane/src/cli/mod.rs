@@ -5,6 +5,7 @@ mod admin;
 mod api_tokens;
 mod console;
 mod identity;
+mod policy_apply;
 mod usage;
 
 use std::net::SocketAddr;
