@@ -261,6 +261,17 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
     })
     .await?;
 
+    // The history names who saved which version.
+    let history = read_only.get(&format!("{path}/history")).await?;
+    ensure!(
+        history[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("api-token:ops"))
+            && history[0]["policy"] == policy
+            && history[0]["source"] == "127.0.0.1",
+        "{history}"
+    );
+
     // Read-only: every mutating route the OpenAPI document lists answers 403 and changes
     // nothing.
     let doc = read_only.get("/api/v1/openapi.json").await?;

@@ -235,6 +235,47 @@ async fn console_end_to_end(backend: Backend) -> Result<()> {
     })
     .await?;
 
+    // Another version, then a one-click restore of the first from the history.
+    let second = r#"{"permissions": {"deny": ["Bash"]}}"#;
+    let (status, _) = b
+        .post(
+            &path,
+            &[("csrf", &csrf), ("policy", second), ("action", "save")],
+        )
+        .await?;
+    ensure!(status == StatusCode::OK);
+    let page = b.page(&path).await?;
+    ensure!(
+        page.contains("Restore the version of") && page.contains("owner-link:"),
+        "{page}"
+    );
+    // The restore form carries the older version's text as it was saved.
+    let restore_at = page
+        .find("name=\"policy\" value=\"")
+        .context("no restore form")?
+        + 21;
+    let end = page[restore_at..].find('"').context("unterminated")?;
+    let old_text = page[restore_at..restore_at + end]
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x22;", "\"");
+    ensure!(old_text.contains("WebFetch"), "{old_text}");
+    let (status, _) = b
+        .post(
+            &path,
+            &[("csrf", &csrf), ("policy", &old_text), ("action", "save")],
+        )
+        .await?;
+    ensure!(status == StatusCode::OK);
+    w.wait_for("the restored policy", |w| {
+        w.drop_in()
+            .and_then(|d| d.pointer("/permissions/deny").cloned())
+            .is_some_and(|deny| {
+                deny.to_string().contains("WebFetch") && !deny.to_string().contains("\"Bash\"")
+            })
+    })
+    .await?;
+
     // The person's page explains where the rule comes from.
     let person = b.page(&format!("/console/members/{alice}")).await?;
     ensure!(
@@ -278,7 +319,7 @@ async fn console_end_to_end(backend: Backend) -> Result<()> {
         .get("/console/audit/export?action=group.policy.set&format=csv")
         .await?;
     ensure!(
-        status == StatusCode::OK && csv.lines().count() == 2 && csv.contains("owner-link:"),
+        status == StatusCode::OK && csv.lines().count() == 4 && csv.contains("owner-link:"),
         "{csv}"
     );
 

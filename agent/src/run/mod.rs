@@ -496,6 +496,9 @@ impl Agent {
             ServerEvent::Snapshot(snapshot) => {
                 let reply = self.apply_snapshot(snapshot);
                 send(link, reply);
+                // The watches were armed after the write: a change made in between raised no
+                // event, so the file is compared once now (a no-op when it is ours).
+                self.check_drop_in(now_unix_ms(), link);
                 self.refresh_warnings(link).await;
             }
             ServerEvent::InvalidSnapshot {

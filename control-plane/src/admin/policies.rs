@@ -132,6 +132,83 @@ pub async fn group_policy(
     })
 }
 
+/// One saved version of a policy, from the audit trail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PolicyVersion {
+    /// When it was saved (RFC 3339).
+    pub at: String,
+    /// Who saved it.
+    pub actor: String,
+    /// From where (console and API changes).
+    pub source: String,
+    /// The policy as saved (absent: a group's override was removed).
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<Value>,
+}
+
+/// The last `limit` saved versions of `target`, newest first (each can be restored by saving
+/// it again).
+pub async fn history(
+    store: &Store,
+    who: &Principal,
+    target: &PolicyTarget,
+    limit: usize,
+) -> AdminResult<Vec<PolicyVersion>> {
+    who.require(Capability::ViewAudit)?;
+    let (resource, action, field) = match target {
+        PolicyTarget::Defaults => (who.org_id.clone(), "org.", "defaultPolicy"),
+        PolicyTarget::Group(id) => {
+            store
+                .get_group(&who.org_id, id)
+                .await?
+                .ok_or(AdminError::NotFound("group"))?;
+            (id.clone(), "group.policy.set", "policy")
+        }
+    };
+    let filter = crate::store::AuditFilter {
+        action: Some(action.to_owned()),
+        resource_id: Some(resource),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut after = None;
+    // Settings changes that kept the defaults are skipped: only versions that differ count.
+    while out.len() < limit {
+        let events = store
+            .audit_page(&who.org_id, &filter, after.as_ref(), 100)
+            .await?;
+        let Some(last) = events.last() else { break };
+        after = Some(crate::store::AuditCursor {
+            at: last.at,
+            id: last.id.clone(),
+        });
+        for e in &events {
+            if !matches!(
+                e.action.as_str(),
+                "org.policy.set-default" | "org.settings.set" | "group.policy.set"
+            ) {
+                continue;
+            }
+            let policy = e.detail.get(field).cloned().filter(|p| !p.is_null());
+            let same_as_newer = out.last().is_some_and(|v: &PolicyVersion| {
+                v.policy == policy && e.action == "org.settings.set"
+            });
+            if !same_as_newer && out.len() < limit {
+                out.push(PolicyVersion {
+                    at: super::time(e.at),
+                    actor: e.actor.clone(),
+                    source: e.source.clone(),
+                    policy,
+                });
+            }
+        }
+        if events.len() < 100 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Checks `document` as a policy for `target` (group policies may not set org-only keys).
 pub fn validate(target: &PolicyTarget, document: &Value) -> AdminResult<Policy> {
     let loaded = Policy::from_value(document).map_err(policy_errors)?;

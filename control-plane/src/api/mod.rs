@@ -82,6 +82,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(people::list_members))
         .routes(routes!(people::member))
         .routes(routes!(policies::list_groups))
+        .routes(routes!(policies::defaults_history))
+        .routes(routes!(policies::group_history))
         .routes(routes!(policies::get_defaults, policies::put_defaults))
         .routes(routes!(
             policies::get_group_policy,

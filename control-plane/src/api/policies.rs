@@ -10,7 +10,9 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Params};
 use super::ApiState;
-use crate::admin::policies::{self as svc, GroupSummary, PolicyTarget, PolicyView, Preview};
+use crate::admin::policies::{
+    self as svc, GroupSummary, PolicyTarget, PolicyVersion, PolicyView, Preview,
+};
 use crate::admin::Page;
 
 /// Whether to only preview.
@@ -134,5 +136,31 @@ pub async fn delete_group_policy(
             d.dry_run.unwrap_or(false),
         )
         .await?,
+    ))
+}
+
+/// The org defaults' saved versions, newest first (restore one by saving it).
+#[utoipa::path(get, path = "/api/v1/policies/defaults/history", tag = "policies",
+    responses((status = 200, body = Vec<PolicyVersion>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn defaults_history(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+) -> Result<Json<Vec<PolicyVersion>>, ApiError> {
+    Ok(Json(
+        svc::history(&s.store, &who, &PolicyTarget::Defaults, 50).await?,
+    ))
+}
+
+/// A group policy's saved versions, newest first.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/policy/history", tag = "policies",
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 200, body = Vec<PolicyVersion>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn group_history(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<PolicyVersion>>, ApiError> {
+    Ok(Json(
+        svc::history(&s.store, &who, &PolicyTarget::Group(id), 50).await?,
     ))
 }

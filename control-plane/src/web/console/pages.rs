@@ -302,6 +302,8 @@ pub struct PolicyPage {
     pub can_edit: bool,
     pub errors: Vec<FieldError>,
     pub preview: Option<Preview>,
+    /// Saved versions, newest first, each with its text to restore.
+    pub history: Vec<(crate::admin::policies::PolicyVersion, String)>,
 }
 
 /// The target a URL names: `defaults` or a group id.
@@ -319,9 +321,26 @@ pub async fn policy_page(
     c: &Console,
     segment: &str,
 ) -> Result<PolicyPage, AdminError> {
-    let view = match target_of(segment) {
+    let target = target_of(segment);
+    let view = match &target {
         PolicyTarget::Defaults => admin::policies::defaults(&state.store, &c.who).await?,
-        PolicyTarget::Group(id) => admin::policies::group_policy(&state.store, &c.who, &id).await?,
+        PolicyTarget::Group(id) => admin::policies::group_policy(&state.store, &c.who, id).await?,
+    };
+    let history = if c.can(Capability::ViewAudit) {
+        admin::policies::history(&state.store, &c.who, &target, 20)
+            .await?
+            .into_iter()
+            .map(|v| {
+                let text = v
+                    .policy
+                    .as_ref()
+                    .map(|p| serde_json::to_string_pretty(p).unwrap_or_default())
+                    .unwrap_or_else(|| "{}".to_owned());
+                (v, text)
+            })
+            .collect()
+    } else {
+        Vec::new()
     };
     Ok(PolicyPage {
         frame: Frame::of(c),
@@ -338,6 +357,7 @@ pub async fn policy_page(
         can_edit: c.can(Capability::EditPolicy),
         errors: Vec::new(),
         preview: None,
+        history,
     })
 }
 
