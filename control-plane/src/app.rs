@@ -168,9 +168,11 @@ pub async fn serve(
     let web_state = WebState::new(store.clone(), config.secrets_key.clone(), &public_url)?;
     let app = http_app(store.clone(), settings, web_state);
     println!("gRPC agent endpoint: {scheme}://{grpc_local}");
-    println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
     println!("Sign-in pages: {public_url}/enroll/device");
+    println!("Admin console: {public_url}/console (first sign-in: `admin login-link`)");
     println!("Admin API: {scheme}://{local}/api/v1 (OpenAPI: /api/v1/openapi.json)");
+    // Last: scripts (and the test harnesses) read up to this line and may then close stdout.
+    println!("SCIM base URL: {scheme}://{local}{SCIM_PREFIX}");
     tracing::info!(%local, %grpc_local, tls, backend = ?store.backend(), "control plane listening");
 
     // One shutdown signal fans out to every listener and background task.

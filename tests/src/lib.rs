@@ -1109,6 +1109,18 @@ pub mod bench {
         sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
     }
 
+    /// A process's resident memory in KiB (0 when it cannot be read).
+    pub fn rss_kib(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// `12.3 ms`.
     pub fn ms(d: Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -1197,6 +1209,31 @@ pub mod bench {
                 }
             }
             bail!("the control plane did not start")
+        }
+
+        /// The server's process id (for its memory).
+        pub fn pid(&self) -> Option<u32> {
+            self._child.id()
+        }
+
+        /// `scheme://host:port` of its HTTP port.
+        pub fn root(&self) -> String {
+            self.scim.trim_end_matches("/scim/v2").to_owned()
+        }
+
+        /// Runs a CLI command against its database; its standard output.
+        pub async fn cli_stdout(&self, args: &[&str]) -> Result<String> {
+            let out = Command::new(release_bin("palisade-control-plane"))
+                .args(args)
+                .args(["--database-url", &self.db_url])
+                .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
+                .env("PALISADE_LOG", "warn")
+                .output()
+                .await?;
+            if !out.status.success() {
+                bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         }
 
         /// Runs a CLI command against its database (`stdin` piped in); how long it took.

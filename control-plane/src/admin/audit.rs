@@ -120,7 +120,10 @@ pub async fn page(
 ) -> AdminResult<Page<AuditEntry>> {
     who.require(Capability::ViewAudit)?;
     let f = filter(store, who, q).await?;
-    let after = cursor.map(parse_cursor).transpose()?;
+    let after = cursor
+        .filter(|c| !c.is_empty())
+        .map(parse_cursor)
+        .transpose()?;
     let size = page_size(limit);
     let mut events = store
         .audit_page(&who.org_id, &f, after.as_ref(), size + 1)

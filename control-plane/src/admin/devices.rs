@@ -15,7 +15,10 @@ pub async fn list_devices(
     limit: Option<usize>,
 ) -> AdminResult<Page<DeviceView>> {
     who.require(Capability::View)?;
-    let after = cursor.map(|c| decode_cursor(c, 2)).transpose()?;
+    let after = cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cursor(c, 2))
+        .transpose()?;
     let after = match &after {
         Some(parts) => Some((
             parts[0]

@@ -129,7 +129,8 @@ pub fn page_size(limit: Option<usize>) -> usize {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page (an empty `cursor` is the first page); absent on the
+    /// last page.
     pub next_cursor: Option<String>,
 }
 

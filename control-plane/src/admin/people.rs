@@ -100,7 +100,10 @@ pub async fn list_members(
     if prefix.chars().count() > 256 {
         return Err(AdminError::invalid("q", "at most 256 characters"));
     }
-    let after = cursor.map(|c| decode_cursor(c, 1)).transpose()?;
+    let after = cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cursor(c, 1))
+        .transpose()?;
     let size = page_size(limit);
     let mut users = store
         .search_users(

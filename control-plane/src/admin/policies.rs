@@ -78,7 +78,7 @@ pub async fn list_groups(
     limit: Option<usize>,
 ) -> AdminResult<super::Page<GroupSummary>> {
     who.require(Capability::View)?;
-    let offset: i64 = match cursor {
+    let offset: i64 = match cursor.filter(|c| !c.is_empty()) {
         Some(c) => super::decode_cursor(c, 1)?[0]
             .parse()
             .map_err(|_| AdminError::invalid("cursor", "not a cursor this API returned"))?,

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
-use palisade_tests::bench::{ms, pct, release_bin, ReleaseControlPlane};
+use palisade_tests::bench::{ms, pct, release_bin, rss_kib, ReleaseControlPlane};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
@@ -49,17 +49,6 @@ async fn upstream(body: axum::body::Bytes) -> Response {
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap_or_default()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Sequential small requests to `base`; sorted latencies.
