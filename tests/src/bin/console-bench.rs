@@ -25,7 +25,7 @@ fn arg(name: &str, default: usize) -> Result<usize> {
             .get(i + 1)
             .ok_or_else(|| anyhow!("{name} needs a number"))?
             .parse()
-            .with_context(|| format!("{name}")),
+            .with_context(|| name.to_string()),
         None => Ok(default),
     }
 }
@@ -211,13 +211,13 @@ async fn main() -> Result<()> {
     let members_deep = deep_cursor(
         &api,
         &format!("{root}/api/v1/members"),
-        (members / 200).saturating_sub(1).max(1).min(40),
+        (members / 200).saturating_sub(1).clamp(1, 40),
     )
     .await?;
     let audit_deep = deep_cursor(
         &api,
         &format!("{root}/api/v1/audit"),
-        100.min(audit / 200 - 1),
+        100.min((audit / 200).saturating_sub(1)).max(1),
     )
     .await?;
     let cases: Vec<(&str, &reqwest::Client, String)> = vec![
