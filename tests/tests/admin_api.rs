@@ -303,6 +303,7 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
             let body = match route.as_str() {
                 "/api/v1/api-tokens" => json!({"label": "x", "role": "admin"}),
                 "/api/v1/scim-tokens" => json!({"label": "x"}),
+                "/api/v1/invites" => json!({"user": "alice@example.com"}),
                 _ => json!({}),
             };
             let (status, err) = read_only
@@ -551,7 +552,71 @@ async fn policy_apply_from_a_folder(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// Enrollment tokens and invitations through the API: shown once, and they really enroll.
+async fn enrollment_credentials_through_the_api(backend: Backend) -> Result<()> {
+    let cp = ControlPlane::start(backend, &[]).await?;
+    create_user(&cp.scim(), "erin@example.com").await?;
+    let admin = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?);
+    let (status, invite) = admin
+        .call(
+            Method::POST,
+            "/api/v1/invites",
+            Some(&json!({"user": "erin@example.com"})),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "{status} {invite}");
+    let code = invite["secret"].as_str().unwrap_or_default().to_owned();
+    let listed = admin.get("/api/v1/invites").await?;
+    ensure!(
+        !listed.to_string().contains(&code) && listed[0]["user_name"] == "erin@example.com",
+        "{listed}"
+    );
+    let w = Workstation::new()?;
+    let out = w.enroll_with_code(&cp, &code).await?;
+    ensure!(
+        out.status.success(),
+        "the API's code enrolls: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (body, field) in [
+        (json!({"user": "nobody@example.com"}), "user"),
+        (
+            json!({"user": "erin@example.com", "expires_in_days": 9999}),
+            "expires_in_days",
+        ),
+    ] {
+        let (status, err) = admin
+            .call(Method::POST, "/api/v1/invites", Some(&body))
+            .await?;
+        ensure!(
+            status == StatusCode::UNPROCESSABLE_ENTITY && err["error"]["field"] == field,
+            "{err}"
+        );
+    }
+    let (status, token) = admin
+        .call(
+            Method::POST,
+            "/api/v1/enroll-tokens",
+            Some(&json!({"expires_in_days": 10})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED && token["secret"].is_string(),
+        "{token}"
+    );
+    let id = token["id"].as_str().unwrap_or_default().to_owned();
+    let (status, revoked) = admin
+        .call(Method::DELETE, &format!("/api/v1/enroll-tokens/{id}"), None)
+        .await?;
+    ensure!(
+        status == StatusCode::OK && revoked["revoked_at"].is_string(),
+        "{revoked}"
+    );
+    Ok(())
+}
+
 backend_tests! {
+    enrollment_credentials_through_the_api => enrollment_api_sqlite, enrollment_api_postgres;
     admin_api_end_to_end => admin_api_sqlite, admin_api_postgres;
     policy_apply_from_a_folder => policy_apply_sqlite, policy_apply_postgres;
 }

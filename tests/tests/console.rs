@@ -146,6 +146,21 @@ async fn console_end_to_end(backend: Backend) -> Result<()> {
         !later.contains(&secret) && later.contains("Okta"),
         "shown once, listed after"
     );
+    // An invitation for bob, its code shown once.
+    let identity = b.page("/console/identity").await?;
+    let csrf = input(&identity, "name", "csrf")?;
+    let (status, invited) = b
+        .post(
+            "/console/identity/invites",
+            &[("csrf", &csrf), ("user", "bob@example.com"), ("days", "")],
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status}\n{invited}");
+    let code = input(&invited, "id", "new-secret")?;
+    ensure!(
+        !b.page("/console/identity").await?.contains(&code),
+        "the code is shown once"
+    );
     let members = b.page("/console/members?q=bo").await?;
     ensure!(
         members.contains("bob@example.com") && !members.contains("alice@example.com"),

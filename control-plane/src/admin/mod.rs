@@ -10,12 +10,14 @@
 //! - [`devices`]: the inventory and revoking one device;
 //! - [`audit`]: filtered pages of the trail and its export;
 //! - [`credentials`]: SCIM credentials and admin API tokens;
+//! - [`enrollment`]: fleet enrollment tokens and per-person invitations;
 //! - [`settings`]: the organisation's settings.
 
 pub mod access;
 pub mod audit;
 pub mod credentials;
 pub mod devices;
+pub mod enrollment;
 pub mod people;
 pub mod policies;
 pub mod settings;

@@ -8,12 +8,13 @@
 //! - `error.rs`: [`AdminError`](crate::admin::AdminError) → status and JSON body; `extract.rs`:
 //!   bodies and query strings whose failures answer in that shape;
 //! - one file per resource: `people.rs`, `policies.rs`, `devices.rs`, `audit.rs`,
-//!   `credentials.rs`, `settings.rs`.
+//!   `credentials.rs`, `enrollment.rs`, `settings.rs`.
 
 mod audit;
 pub mod auth;
 mod credentials;
 mod devices;
+mod enrollment;
 pub mod error;
 mod extract;
 mod people;
@@ -102,6 +103,10 @@ fn routes() -> OpenApiRouter<ApiState> {
             credentials::create_api_token
         ))
         .routes(routes!(credentials::revoke_api_token))
+        .routes(routes!(enrollment::list_tokens, enrollment::create_token))
+        .routes(routes!(enrollment::revoke_token))
+        .routes(routes!(enrollment::list_invites, enrollment::create_invite))
+        .routes(routes!(enrollment::revoke_invite))
         .routes(routes!(settings::get_settings, settings::patch_settings))
 }
 

@@ -244,3 +244,95 @@ pub async fn settings(
         Err(e) => error_page(e),
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollTokenForm {
+    csrf: String,
+    #[serde(default)]
+    days: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    csrf: String,
+    user: String,
+    #[serde(default)]
+    days: String,
+}
+
+/// Days from a form field (empty: the default).
+fn days(field: &str, text: &str) -> Result<Option<i64>, AdminError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| AdminError::invalid(field, "a whole number of days"))
+}
+
+/// `POST /console/identity/enroll-tokens`.
+pub async fn create_enroll_token(
+    State(state): State<WebState>,
+    session: Session,
+    source: SourceAddr,
+    Form(f): Form<EnrollTokenForm>,
+) -> Response {
+    with_csrf!(session, f.csrf);
+    let c = signed_in!(state, session, source);
+    let days = or_page!(days("days", &f.days));
+    let new = or_page!(admin::enrollment::create_token(&state.store, &c.who, days).await);
+    let shown = Shown {
+        what: "Enrollment token",
+        label: new.prefix,
+        secret: new.secret,
+    };
+    identity_page(&state, &c, Some(shown)).await
+}
+
+/// `POST /console/identity/enroll-tokens/{id}/revoke`.
+pub async fn revoke_enroll_token(
+    State(state): State<WebState>,
+    session: Session,
+    source: SourceAddr,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    with_csrf!(session, f.csrf);
+    let c = signed_in!(state, session, source);
+    or_page!(admin::enrollment::revoke_token(&state.store, &c.who, &id).await);
+    Redirect::to("/console/identity").into_response()
+}
+
+/// `POST /console/identity/invites`.
+pub async fn create_invite(
+    State(state): State<WebState>,
+    session: Session,
+    source: SourceAddr,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    with_csrf!(session, f.csrf);
+    let c = signed_in!(state, session, source);
+    let days = or_page!(days("days", &f.days));
+    let new = or_page!(admin::enrollment::create_invite(&state.store, &c.who, &f.user, days).await);
+    let shown = Shown {
+        what: "Invitation",
+        label: f.user.trim().to_owned(),
+        secret: new.secret,
+    };
+    identity_page(&state, &c, Some(shown)).await
+}
+
+/// `POST /console/identity/invites/{id}/revoke`.
+pub async fn revoke_invite(
+    State(state): State<WebState>,
+    session: Session,
+    source: SourceAddr,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    with_csrf!(session, f.csrf);
+    let c = signed_in!(state, session, source);
+    or_page!(admin::enrollment::revoke_invite(&state.store, &c.who, &id).await);
+    Redirect::to("/console/identity").into_response()
+}

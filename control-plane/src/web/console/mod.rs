@@ -51,6 +51,19 @@ pub fn routes() -> Router<WebState> {
             post(forms::revoke_api_token),
         )
         .route(
+            "/console/identity/enroll-tokens",
+            post(forms::create_enroll_token),
+        )
+        .route(
+            "/console/identity/enroll-tokens/{id}/revoke",
+            post(forms::revoke_enroll_token),
+        )
+        .route("/console/identity/invites", post(forms::create_invite))
+        .route(
+            "/console/identity/invites/{id}/revoke",
+            post(forms::revoke_invite),
+        )
+        .route(
             "/console/settings",
             get(pages::settings).post(forms::settings),
         )

@@ -533,6 +533,8 @@ struct IdentityPage {
     scim_base_url: String,
     scim: Vec<CredentialView>,
     api: Vec<CredentialView>,
+    enroll_tokens: Vec<crate::admin::enrollment::EnrollTokenView>,
+    invites: Vec<crate::admin::enrollment::InviteView>,
     can_manage: bool,
     shown: Option<Shown>,
 }
@@ -541,6 +543,8 @@ struct IdentityPage {
 pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) -> Response {
     let scim = or_page!(admin::credentials::list_scim(&state.store, &c.who).await);
     let api = or_page!(admin::credentials::list_api_tokens(&state.store, &c.who).await);
+    let enroll_tokens = or_page!(admin::enrollment::list_tokens(&state.store, &c.who).await);
+    let invites = or_page!(admin::enrollment::list_invites(&state.store, &c.who).await);
     html(
         StatusCode::OK,
         &IdentityPage {
@@ -548,6 +552,8 @@ pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) 
             scim_base_url: format!("{}{}", state.public_url, crate::scim::SCIM_PREFIX),
             scim,
             api,
+            enroll_tokens,
+            invites,
             can_manage: c.can(Capability::ManageCredentials),
             shown,
         },
