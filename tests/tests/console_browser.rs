@@ -215,6 +215,16 @@ async fn roles_in_the_browser() {
         .await?;
         visit(&admin, &cp, "/console/identity", "identity").await?;
         ensure!(has(&admin, "create-scim").await);
+        let issuer = admin
+            .client
+            .find(Locator::Id("oidc-issuer"))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            issuer == op.issuer(),
+            "the sign-in settings are shown: {issuer}"
+        );
         let audit = visit(
             &admin,
             &cp,

@@ -277,6 +277,52 @@ pub async fn prune_once(store: &Store) -> Result<u64, crate::store::StoreError> 
 mod tests {
     use super::*;
 
+    /// The retention pass deletes each organisation's events older than its setting, and
+    /// nothing newer.
+    #[tokio::test]
+    async fn retention_deletes_only_what_is_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        // Old events are written directly: the store stamps its own with the current time.
+        let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+        let (org, _) = store.ensure_default_org().await.unwrap();
+        let mut settings = store.org_settings(&org.id).await.unwrap();
+        settings.audit_retention_days = 30;
+        let actor = crate::domain::Actor::Operator { login: "t".into() };
+        store
+            .set_org_settings(
+                &org.id,
+                &settings,
+                &actor,
+                crate::domain::AuditAction::OrgSettingsSet,
+            )
+            .await
+            .unwrap();
+        let day: i64 = 86_400 * 1_000_000;
+        let now = crate::domain::now_micros();
+        for (i, age_days) in [40, 31, 29, 1].iter().enumerate() {
+            sqlx::query("INSERT INTO audit_events (id, org_id, at, actor, action, resource_type, resource_id, detail, source) VALUES ($1, $2, $3, 'x', 'signin', 'User', NULL, '{}', '')")
+                .bind(format!("old-{i}"))
+                .bind(&org.id)
+                .bind(now - age_days * day)
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+        assert_eq!(prune_once(&store).await.unwrap(), 2);
+        let left: Vec<String> = store
+            .audit_events(&org.id, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .filter(|id| id.starts_with("old-"))
+            .collect();
+        assert_eq!(left, vec!["old-2", "old-3"]);
+        store.close().await;
+    }
+
     #[test]
     fn csv_cells_are_quoted_and_formulas_neutralised() {
         assert_eq!(csv_cell("plain"), "plain");

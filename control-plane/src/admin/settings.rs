@@ -39,6 +39,28 @@ pub struct SettingsChange {
     pub audit_retention_days: Option<i64>,
 }
 
+/// How people sign in (the OpenID Connect relying party), without its secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignInView {
+    pub issuer: String,
+    pub client_id: String,
+    /// The ID-token claim that names the person.
+    pub claim: String,
+    /// The SCIM attribute it is matched against.
+    pub match_attribute: String,
+}
+
+/// The organisation's sign-in configuration, if it has one (set with `oidc set`).
+pub async fn sign_in(store: &Store, who: &Principal) -> AdminResult<Option<SignInView>> {
+    who.require(Capability::View)?;
+    Ok(store.oidc_config(&who.org_id).await?.map(|c| SignInView {
+        issuer: c.issuer,
+        client_id: c.client_id,
+        claim: c.claim.as_str().to_owned(),
+        match_attribute: c.match_attribute.as_str().to_owned(),
+    }))
+}
+
 fn view(s: &OrgSettings) -> SettingsView {
     SettingsView {
         offline_rule: s.offline_rule.as_str().to_owned(),

@@ -108,6 +108,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(enrollment::list_invites, enrollment::create_invite))
         .routes(routes!(enrollment::revoke_invite))
         .routes(routes!(settings::get_settings, settings::patch_settings))
+        .routes(routes!(settings::get_sign_in))
 }
 
 /// The OpenAPI document.

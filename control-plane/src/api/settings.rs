@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Body;
 use super::ApiState;
-use crate::admin::settings::{self as svc, SettingsChange, SettingsView};
+use crate::admin::settings::{self as svc, SettingsChange, SettingsView, SignInView};
 
 /// The settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
@@ -28,4 +28,14 @@ pub async fn patch_settings(
     Body(change): Body<SettingsChange>,
 ) -> Result<Json<SettingsView>, ApiError> {
     Ok(Json(svc::update(&s.store, &who, &change).await?))
+}
+
+/// How people sign in to the console (absent until `oidc set`); never the client secret.
+#[utoipa::path(get, path = "/api/v1/sign-in", tag = "settings",
+    responses((status = 200, body = Option<SignInView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn get_sign_in(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+) -> Result<Json<Option<SignInView>>, ApiError> {
+    Ok(Json(svc::sign_in(&s.store, &who).await?))
 }

@@ -534,6 +534,8 @@ struct IdentityPage {
     scim: Vec<CredentialView>,
     api: Vec<CredentialView>,
     enroll_tokens: Vec<crate::admin::enrollment::EnrollTokenView>,
+    sign_in: Option<crate::admin::settings::SignInView>,
+    callback_url: String,
     invites: Vec<crate::admin::enrollment::InviteView>,
     can_manage: bool,
     shown: Option<Shown>,
@@ -545,6 +547,7 @@ pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) 
     let api = or_page!(admin::credentials::list_api_tokens(&state.store, &c.who).await);
     let enroll_tokens = or_page!(admin::enrollment::list_tokens(&state.store, &c.who).await);
     let invites = or_page!(admin::enrollment::list_invites(&state.store, &c.who).await);
+    let sign_in = or_page!(admin::settings::sign_in(&state.store, &c.who).await);
     html(
         StatusCode::OK,
         &IdentityPage {
@@ -553,6 +556,8 @@ pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) 
             scim,
             api,
             enroll_tokens,
+            sign_in,
+            callback_url: crate::web::signin::callback_url(&state.public_url),
             invites,
             can_manage: c.can(Capability::ManageCredentials),
             shown,
