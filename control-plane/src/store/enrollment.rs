@@ -92,9 +92,13 @@ pub(crate) fn install_key_hash(key: Option<&str>) -> Option<String> {
         .map(sha256_hex)
 }
 
-/// The user row, locked until the transaction ends on PostgreSQL (`FOR UPDATE`), so a
-/// concurrent deactivation either commits first (and we see `active = 0`) or waits for this
-/// enrollment and then revokes the device it created. SQLite transactions here are
+/// The user row, locked until the transaction ends on PostgreSQL, so a concurrent
+/// deactivation either commits first (and we see `active = 0`) or waits for this enrollment
+/// and then revokes the device it created. `FOR NO KEY UPDATE`, the lock the deactivating
+/// `UPDATE` itself takes: it serialises the two, but not the foreign-key checks of writes that
+/// merely reference the user (a policy version, a device) — with `FOR UPDATE` those waited
+/// here while holding the change counter, which a deactivation then waited for: a deadlock
+/// (seen in `enroll_racing_deactivation_postgres`). SQLite transactions here are
 /// `BEGIN IMMEDIATE`, which already serialises writers.
 pub(crate) struct LockedUser {
     pub id: String,
@@ -108,7 +112,7 @@ pub(crate) async fn lock_user(
     user_id: &str,
 ) -> StoreResult<Option<LockedUser>> {
     let lock = if tx.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
+        " FOR NO KEY UPDATE"
     } else {
         ""
     };
