@@ -143,6 +143,17 @@ pub enum ExportFormat {
     JsonLines,
 }
 
+impl ExportFormat {
+    /// `csv` (also when absent) or `jsonl`.
+    pub fn parse(name: Option<&str>) -> AdminResult<ExportFormat> {
+        match name {
+            None | Some("csv") => Ok(ExportFormat::Csv),
+            Some("jsonl") => Ok(ExportFormat::JsonLines),
+            Some(_) => Err(AdminError::invalid("format", "csv or jsonl")),
+        }
+    }
+}
+
 /// Rows read per database round trip while exporting.
 const EXPORT_BATCH: usize = 1000;
 

@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Params;
 use super::ApiState;
 use crate::admin::audit::{self as svc, AuditEntry, AuditQuery, ExportFormat};
-use crate::admin::{AdminError, Page};
+use crate::admin::Page;
 
 /// Filters and paging.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -77,17 +77,21 @@ pub async fn export_audit(
     Caller(who): Caller,
     Params(p): Params<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let format = match p.format.as_deref() {
-        None | Some("csv") => ExportFormat::Csv,
-        Some("jsonl") => ExportFormat::JsonLines,
-        Some(_) => return Err(AdminError::invalid("format", "csv or jsonl").into()),
-    };
+    let format = ExportFormat::parse(p.format.as_deref())?;
     let stream = svc::export(&s.store, &who, &p.query(), format).await?;
+    Ok(export_download(format, stream))
+}
+
+/// An export as a download (the console's export answers the same).
+pub(crate) fn export_download(
+    format: ExportFormat,
+    stream: impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
     let (content_type, name) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "palisade-audit.csv"),
         ExportFormat::JsonLines => ("application/jsonl", "palisade-audit.jsonl"),
     };
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
             (
@@ -97,5 +101,5 @@ pub async fn export_audit(
         ],
         HttpBody::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }

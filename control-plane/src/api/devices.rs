@@ -12,16 +12,16 @@ use crate::admin::devices as svc;
 use crate::admin::people::DeviceView;
 use crate::admin::Page;
 
-/// Paging.
+/// Paging (every cursor-paginated list without a search).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// The `next_cursor` of the previous page.
     #[serde(default)]
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
     /// Items per page (1-200, default 50).
     #[serde(default)]
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
 }
 
 /// Why a device is revoked.

@@ -10,7 +10,7 @@
 //! - one file per resource: `people.rs`, `policies.rs`, `devices.rs`, `audit.rs`,
 //!   `credentials.rs`, `enrollment.rs`, `settings.rs`.
 
-mod audit;
+pub(crate) mod audit;
 pub mod auth;
 mod credentials;
 mod devices;

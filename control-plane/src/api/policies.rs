@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::Caller;
+use super::devices::PageParams;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Params};
 use super::ApiState;
@@ -22,18 +23,6 @@ pub struct DryRun {
     /// Preview the change without saving it.
     #[serde(default)]
     dry_run: Option<bool>,
-}
-
-/// Paging.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// The `next_cursor` of the previous page.
-    #[serde(default)]
-    cursor: Option<String>,
-    /// Items per page (1-200, default 50).
-    #[serde(default)]
-    limit: Option<usize>,
 }
 
 /// Groups, with their member counts and whether each overrides the defaults.

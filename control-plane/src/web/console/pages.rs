@@ -2,9 +2,8 @@
 //! and renders its template.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -496,27 +495,9 @@ pub async fn audit_export(
     Query(f): Query<AuditForm>,
 ) -> Response {
     let c = signed_in!(state, session, source);
-    let format = match f.format.as_deref() {
-        None | Some("csv") => ExportFormat::Csv,
-        Some("jsonl") => ExportFormat::JsonLines,
-        Some(_) => return error_page(AdminError::invalid("format", "csv or jsonl")),
-    };
+    let format = or_page!(ExportFormat::parse(f.format.as_deref()));
     let stream = or_page!(admin::audit::export(&state.store, &c.who, &f.query(), format).await);
-    let (content_type, name) = match format {
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "palisade-audit.csv"),
-        ExportFormat::JsonLines => ("application/jsonl", "palisade-audit.jsonl"),
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    crate::api::audit::export_download(format, stream)
 }
 
 /// A secret to show once on the identity page.
