@@ -72,7 +72,7 @@ pub fn http_app(store: Store, settings: ScimSettings, web: WebState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(store.clone()))
         .nest(SCIM_PREFIX, scim::router(state))
-        .merge(crate::api::router(store.clone()))
+        .merge(crate::api::router(store.clone(), web.secrets.clone()))
         .merge(web::router(web))
         .fallback(|| async { ScimError::not_found("not found") })
         .layer(DefaultBodyLimit::max(max_body))

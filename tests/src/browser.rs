@@ -113,6 +113,7 @@ impl Browser {
                     "--no-sandbox",
                     "--disable-dev-shm-usage",
                     "--disable-gpu",
+                    "--window-size=1280,900",
                     "--no-first-run",
                     "--disable-background-networking",
                     "--disable-component-update",

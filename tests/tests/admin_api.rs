@@ -615,7 +615,100 @@ async fn enrollment_credentials_through_the_api(backend: Backend) -> Result<()> 
     Ok(())
 }
 
+/// Settings changed through the API reach the agent by themselves (key delivery switches the
+/// laptop's settings file between the relay and the helper), and the sign-in configuration is
+/// validated field by field, stored without echoing its secret, and readable without it.
+async fn settings_and_sign_in_through_the_api(backend: Backend) -> Result<()> {
+    let secrets = palisade_tests::workstation::secrets_key_file()?;
+    let cp = ControlPlane::start(
+        backend,
+        &["--secrets-key-file", &secrets, "--keepalive-seconds", "1"],
+    )
+    .await?;
+    palisade_tests::workstation::set_org_api_key(&cp, "sk-ant-api03-settings-test").await?;
+    create_user(&cp.scim(), "dana@example.com").await?;
+    let admin = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?);
+    let mut w = Workstation::new()?;
+    w.enroll_ok(&cp, "dana@example.com").await?;
+    w.start()?;
+    let base_url = |w: &Workstation| {
+        w.drop_in()
+            .and_then(|d| d.pointer("/env/ANTHROPIC_BASE_URL").cloned())
+    };
+    w.wait_for("the relay's base URL (proxy delivery)", |w| {
+        base_url(w).is_some()
+    })
+    .await?;
+    let (status, body) = admin
+        .call(
+            Method::PATCH,
+            "/api/v1/settings",
+            Some(&json!({"key_delivery": "helper"})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK && body["key_delivery"] == "helper",
+        "{status} {body}"
+    );
+    w.wait_for("the helper without the relay", |w| {
+        w.drop_in().is_some() && base_url(w).is_none()
+    })
+    .await?;
+
+    // Sign-in: every bad field reported at once, nothing stored.
+    let (status, err) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/sign-in",
+            Some(&json!({"issuer": "ftp://idp.example.com", "client_id": "", "claim": "nickname"})),
+        )
+        .await?;
+    let fields: Vec<&str> = err["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(
+        status == StatusCode::UNPROCESSABLE_ENTITY
+            && ["issuer", "client_id", "claim", "client_secret"]
+                .iter()
+                .all(|f| fields.contains(f)),
+        "{status} {err}"
+    );
+    ensure!(admin.get("/api/v1/sign-in").await?.is_null());
+    let secret = "oidc-client-secret-91b2";
+    let (status, saved) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/sign-in",
+            Some(&json!({"issuer": "https://login.example.com/", "client_id": "palisade", "client_secret": secret})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK
+            && saved["claim"] == "email"
+            && saved["match_attribute"] == "userName"
+            && !saved.to_string().contains(secret),
+        "{status} {saved}"
+    );
+    let read = admin.get("/api/v1/sign-in").await?;
+    ensure!(
+        read["issuer"] == "https://login.example.com/" && !read.to_string().contains(secret),
+        "{read}"
+    );
+    let trail = admin
+        .text("/api/v1/audit/export?format=jsonl&action=oidc.set")
+        .await?
+        .1;
+    ensure!(
+        trail.lines().count() == 1 && trail.contains("api-token:ops") && !trail.contains(secret),
+        "{trail}"
+    );
+    w.stop().await;
+    Ok(())
+}
+
 backend_tests! {
+    settings_and_sign_in_through_the_api => settings_api_sqlite, settings_api_postgres;
     enrollment_credentials_through_the_api => enrollment_api_sqlite, enrollment_api_postgres;
     admin_api_end_to_end => admin_api_sqlite, admin_api_postgres;
     policy_apply_from_a_folder => policy_apply_sqlite, policy_apply_postgres;

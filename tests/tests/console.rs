@@ -355,6 +355,82 @@ async fn console_end_to_end(backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// The Identity page's sign-in form: problems shown beside their fields with nothing stored,
+/// a good configuration saved with its secret encrypted and never shown again, and a change
+/// that leaves the secret out keeping it; audited with the admin as the actor.
+async fn sign_in_settings_from_the_console(backend: Backend) -> Result<()> {
+    let secrets = palisade_tests::workstation::secrets_key_file()?;
+    let cp = ControlPlane::start(backend, &["--secrets-key-file", &secrets]).await?;
+    let b = Browser::new(&cp)?;
+    b.page(&login_link(&cp).await?).await?;
+    let page = b.page("/console/identity").await?;
+    ensure!(page.contains("id=\"oidc-missing\""), "{page}");
+    let csrf = input(&page, "name", "csrf")?;
+
+    // Plain http to a remote issuer, an empty client id and no secret: all three reported.
+    let (status, page) = b
+        .post(
+            "/console/identity/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("issuer", "http://idp.example.com"),
+                ("client_id", " "),
+                ("client_secret", ""),
+                ("claim", "email"),
+                ("match_attribute", "userName"),
+            ],
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::UNPROCESSABLE_ENTITY
+            && page.contains("id=\"oidc-issuer-error\"")
+            && page.contains("id=\"oidc-secret-error\"")
+            && page.contains("value=\"http://idp.example.com\""),
+        "{status}\n{page}"
+    );
+    ensure!(b.page("/console/identity").await?.contains("oidc-missing"));
+
+    let secret = "client-secret-7f3a9c";
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("issuer", "https://idp.example.com"),
+        ("client_id", "palisade-console"),
+        ("client_secret", secret),
+        ("claim", "preferred_username"),
+        ("match_attribute", "email"),
+    ];
+    let (status, page) = b.post("/console/identity/sign-in", &good).await?;
+    ensure!(
+        status == StatusCode::OK
+            && page.contains("id=\"oidc-saved\"")
+            && page.contains("id=\"oidc-issuer\">https://idp.example.com<")
+            && !page.contains(secret),
+        "{status}\n{page}"
+    );
+    let shown = cp.cli_ok(&["oidc", "show", "--org", "default"]).await?;
+    ensure!(
+        shown.contains("palisade-console") && !shown.contains(secret),
+        "{shown}"
+    );
+
+    // Changing the client id without a secret keeps the stored one.
+    let mut keep = good.to_vec();
+    keep[2] = ("client_id", "palisade-console-2");
+    keep[3] = ("client_secret", "");
+    let (status, page) = b.post("/console/identity/sign-in", &keep).await?;
+    ensure!(
+        status == StatusCode::OK && page.contains("oidc-saved"),
+        "{status}"
+    );
+    let audit = b.page("/console/audit?action=oidc.set").await?;
+    ensure!(
+        audit.matches("owner-link:").count() >= 2 && !audit.contains(secret),
+        "{audit}"
+    );
+    Ok(())
+}
+
 backend_tests! {
     console_end_to_end => console_sqlite, console_postgres;
+    sign_in_settings_from_the_console => sign_in_settings_sqlite, sign_in_settings_postgres;
 }

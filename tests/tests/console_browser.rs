@@ -241,6 +241,33 @@ async fn roles_in_the_browser() {
             .await?;
         ensure!(actor == "person:dave@example.com", "{actor}");
         visit(&admin, &cp, "/console/me", "my-devices").await?;
+
+        // A phone's width: every page fits (wide tables scroll inside their own box) and its
+        // controls stay reachable.
+        admin.client.set_window_size(390, 844).await?;
+        for (path, name) in [
+            ("/console", "phone-overview"),
+            ("/console/members", "phone-members"),
+            (&*format!("/console/policies/{eng}"), "phone-policy"),
+            ("/console/devices", "phone-devices"),
+            ("/console/audit", "phone-audit"),
+            ("/console/identity", "phone-identity"),
+            ("/console/settings", "phone-settings"),
+        ] {
+            visit(&admin, &cp, path, name).await?;
+            let widths = admin
+                .client
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await?;
+            let (page, window) = (widths[0].as_u64(), widths[1].as_u64());
+            ensure!(
+                page.is_some() && page <= window,
+                "{path} overflows a phone's width: {widths}"
+            );
+        }
         admin.close().await?;
         w.stop().await;
         Ok(())

@@ -313,6 +313,31 @@ async fn report_flood(backend: Backend) -> Result<()> {
     if accepted == 0 || accepted > budget {
         bail!("{accepted} reports accepted in {elapsed:?} (budget {budget})");
     }
+    // The Devices page and API count every report, accepted or dropped.
+    let token = cp
+        .cli_ok(&[
+            "api-token",
+            "create",
+            "--org",
+            "default",
+            "--role",
+            "read-only",
+            "--label",
+            "t",
+        ])
+        .await?;
+    let token = token.lines().last().unwrap_or_default().trim().to_owned();
+    let devices: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/devices", cp.root_url))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let device = &devices["items"][0];
+    if device["tamper_events"].as_u64() != Some(REPORTS) || !device["last_tamper_at"].is_string() {
+        bail!("the device shows {device} after {REPORTS} tamper reports");
+    }
     Ok(())
 }
 

@@ -38,10 +38,17 @@ pub struct DeviceView {
     pub last_seen_at: Option<String>,
     /// The policy version the agent applied last.
     pub applied_version: Option<i64>,
+    /// The version the person's agents should hold now.
+    pub current_version: Option<i64>,
+    /// Whether the agent applied the current version.
+    pub up_to_date: bool,
     pub last_error: Option<String>,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
     pub wiped_at: Option<String>,
+    /// How often the agent reported restoring tampered settings, and when last.
+    pub tamper_events: i64,
+    pub last_tamper_at: Option<String>,
 }
 
 impl From<&Device> for DeviceView {
@@ -58,10 +65,14 @@ impl From<&Device> for DeviceView {
             enrolled_at: time(d.enrolled_at),
             last_seen_at: d.last_seen_at.map(time),
             applied_version: d.applied_version,
+            current_version: d.current_version,
+            up_to_date: d.current_version.is_some() && d.applied_version == d.current_version,
             last_error: d.last_error.clone(),
             revoked_at: d.revoked_at.map(time),
             revoked_reason: d.revoked_reason.clone(),
             wiped_at: d.wiped_at.map(time),
+            tamper_events: d.tamper_count,
+            last_tamper_at: d.last_tamper_at.map(time),
         }
     }
 }

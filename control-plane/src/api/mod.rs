@@ -28,12 +28,15 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::crypto::SecretsKey;
 use crate::store::Store;
 
 /// What every API handler gets.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// Encrypts secrets admins set (the OIDC client secret); absent: such writes answer 503.
+    pub secrets: Option<SecretsKey>,
 }
 
 /// Where the API lives.
@@ -108,7 +111,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(enrollment::list_invites, enrollment::create_invite))
         .routes(routes!(enrollment::revoke_invite))
         .routes(routes!(settings::get_settings, settings::patch_settings))
-        .routes(routes!(settings::get_sign_in))
+        .routes(routes!(settings::get_sign_in, settings::put_sign_in))
 }
 
 /// The OpenAPI document.
@@ -117,8 +120,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The API router (paths already under [`API_PREFIX`]), with `/api/v1/openapi.json`.
-pub fn router(store: Store) -> Router {
-    let (api, doc) = routes().with_state(ApiState { store }).split_for_parts();
+pub fn router(store: Store, secrets: Option<SecretsKey>) -> Router {
+    let (api, doc) = routes()
+        .with_state(ApiState { store, secrets })
+        .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     api.route(
         "/api/v1/openapi.json",

@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Body;
 use super::ApiState;
-use crate::admin::settings::{self as svc, SettingsChange, SettingsView, SignInView};
+use crate::admin::settings::{self as svc, SettingsChange, SettingsView, SignInChange, SignInView};
 
 /// The settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
@@ -38,4 +38,18 @@ pub async fn get_sign_in(
     Caller(who): Caller,
 ) -> Result<Json<Option<SignInView>>, ApiError> {
     Ok(Json(svc::sign_in(&s.store, &who).await?))
+}
+
+/// Connect or change the organisation's IdP for sign-in. The client secret is stored
+/// encrypted and never returned; leave it out to keep the stored one.
+#[utoipa::path(put, path = "/api/v1/sign-in", tag = "settings", request_body = SignInChange,
+    responses((status = 200, body = SignInView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn put_sign_in(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Body(change): Body<SignInChange>,
+) -> Result<Json<SignInView>, ApiError> {
+    Ok(Json(
+        svc::set_sign_in(&s.store, s.secrets.as_ref(), &who, &change).await?,
+    ))
 }

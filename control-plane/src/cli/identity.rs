@@ -8,8 +8,10 @@ use clap::Subcommand;
 
 use super::admin::parse_duration_secs;
 use super::find_org;
+use crate::admin::settings::{self, SignInChange};
+use crate::admin::{AdminRole, Principal};
 use crate::crypto::SecretsKey;
-use crate::domain::{now_micros, to_rfc3339, Actor, IdentityClaim, MatchAttribute, OidcConfig};
+use crate::domain::{now_micros, to_rfc3339, Actor, OidcConfig};
 use crate::store::{Store, StoreError};
 use crate::web::signin::callback_url;
 
@@ -106,56 +108,33 @@ pub async fn oidc(
             match_attribute,
         } => {
             let o = find_org(store, &org).await?;
-            let mut problems = Vec::new();
-            let claim = IdentityClaim::parse(&claim);
-            if claim.is_none() {
-                problems
-                    .push("--claim must be one of email, preferred_username, sub, upn".to_string());
-            }
-            let attribute = MatchAttribute::parse(&match_attribute);
-            if attribute.is_none() {
-                problems.push("--match must be one of userName, email, externalId".to_string());
-            }
-            let issuer = issuer.trim().to_string();
-            if !(issuer.starts_with("https://")
-                || issuer.starts_with("http://127.")
-                || issuer.starts_with("http://localhost"))
-            {
-                problems.push("--issuer must be an https:// URL (http:// only on loopback)".into());
-            }
-            if client_id.trim().is_empty() {
-                problems.push("--client-id is empty".into());
-            }
             let secret = std::fs::read_to_string(&client_secret_file).with_context(|| {
                 format!(
                     "reading the client secret from {}",
                     client_secret_file.display()
                 )
             })?;
-            let secret = secret.trim();
-            if secret.is_empty() {
-                problems.push(format!("{} is empty", client_secret_file.display()));
+            if secret.trim().is_empty() {
+                bail!("{} is empty", client_secret_file.display());
             }
-            let Some(key) = secrets else {
-                problems.push("the client secret is stored encrypted: give --secrets-key-file (or PALISADE_SECRETS_KEY)".into());
-                bail!("{}", problems.join("\n"));
-            };
-            if !problems.is_empty() {
-                bail!("{}", problems.join("\n"));
-            }
-            let (Some(claim), Some(match_attribute)) = (claim, attribute) else {
-                bail!("invalid --claim or --match");
-            };
-            let config = OidcConfig {
+            let who = Principal {
                 org_id: o.id.clone(),
-                issuer,
-                client_id: client_id.trim().to_string(),
-                client_secret_encrypted: key.encrypt(secret),
-                claim,
-                match_attribute,
-                updated_at: now_micros(),
+                role: AdminRole::Owner,
+                actor: Actor::operator(),
+                user_id: None,
             };
-            store.set_oidc_config(&config, &Actor::operator()).await?;
+            let change = SignInChange {
+                issuer,
+                client_id,
+                client_secret: Some(secret),
+                claim: Some(claim),
+                match_attribute: Some(match_attribute),
+            };
+            settings::set_sign_in(store, secrets.as_ref(), &who, &change).await?;
+            let config = store
+                .oidc_config(&o.id)
+                .await?
+                .ok_or_else(|| anyhow!("the sign-in configuration was not stored"))?;
             print_oidc(&config, public_url);
         }
         OidcCommand::Show { org } => {

@@ -60,6 +60,8 @@ pub struct Device {
     pub enrolled_at: Micros,
     pub last_seen_at: Option<Micros>,
     pub applied_version: Option<i64>,
+    /// The version the person's agents should hold now; absent before the first delivery.
+    pub current_version: Option<i64>,
     pub last_error: Option<String>,
     pub revoked_at: Option<Micros>,
     pub revoked_reason: Option<String>,
@@ -68,4 +70,7 @@ pub struct Device {
     /// `sign-in`, `activation-code`, `mdm-token`, or empty for devices enrolled before methods
     /// were recorded.
     pub enroll_method: String,
+    /// Tampered settings the agent reported restoring, ever.
+    pub tamper_count: i64,
+    pub last_tamper_at: Option<Micros>,
 }

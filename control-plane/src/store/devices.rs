@@ -44,7 +44,12 @@ pub struct FleetCounts {
 
 const DEVICE_COLUMNS: &str =
     "d.id, d.user_id, u.user_name, d.hostname, d.os, d.agent_version, d.enrolled_at, d.last_seen_at, \
-     d.applied_version, d.last_error, d.revoked_at, d.revoked_reason, d.wiped_at, d.verified, d.enroll_method";
+     d.applied_version, p.version AS current_version, d.last_error, d.revoked_at, d.revoked_reason, d.wiped_at, \
+     d.verified, d.enroll_method, d.tamper_count, d.last_tamper_at";
+
+/// Devices with their person (for the userName) and the person's current policy version.
+const DEVICE_FROM: &str =
+    "devices d JOIN users u ON u.id = d.user_id LEFT JOIN user_policies p ON p.user_id = d.user_id";
 
 fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
     Ok(Device {
@@ -57,6 +62,7 @@ fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
         enrolled_at: r.try_get("enrolled_at")?,
         last_seen_at: r.try_get("last_seen_at")?,
         applied_version: r.try_get("applied_version")?,
+        current_version: r.try_get("current_version")?,
         last_error: r.try_get("last_error")?,
         revoked_at: r.try_get("revoked_at")?,
         revoked_reason: r.try_get("revoked_reason")?,
@@ -65,6 +71,8 @@ fn device_from_row(r: &AnyRow) -> StoreResult<Device> {
         enroll_method: r
             .try_get::<Option<String>, _>("enroll_method")?
             .unwrap_or_default(),
+        tamper_count: r.try_get("tamper_count")?,
+        last_tamper_at: r.try_get("last_tamper_at")?,
     })
 }
 
@@ -298,7 +306,7 @@ impl Store {
 
     pub async fn devices_of_user(&self, user_id: &str) -> StoreResult<Vec<Device>> {
         sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.user_id = $1 ORDER BY d.enrolled_at, d.id"
+            "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.user_id = $1 ORDER BY d.enrolled_at, d.id"
         ))
         .bind(user_id)
         .fetch_all(&self.read)
@@ -311,7 +319,7 @@ impl Store {
     /// Every device of the organisation (live and revoked), oldest first.
     pub async fn list_devices(&self, org_id: &str) -> StoreResult<Vec<Device>> {
         sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 ORDER BY d.enrolled_at, d.id"
+            "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.org_id = $1 ORDER BY d.enrolled_at, d.id"
         ))
         .bind(org_id)
         .fetch_all(&self.read)
@@ -398,7 +406,7 @@ impl Store {
     ) -> StoreResult<Vec<Device>> {
         let (at, id) = after.unwrap_or((i64::MAX, ""));
         sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 \
+            "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.org_id = $1 \
              AND (d.enrolled_at < $2 OR (d.enrolled_at = $3 AND d.id < $4)) \
              ORDER BY d.enrolled_at DESC, d.id DESC LIMIT $5"
         ))
@@ -417,7 +425,7 @@ impl Store {
     /// One device of the organisation.
     pub async fn get_device(&self, org_id: &str, device_id: &str) -> StoreResult<Option<Device>> {
         sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.user_id WHERE d.org_id = $1 AND d.id = $2"
+            "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.org_id = $1 AND d.id = $2"
         ))
         .bind(org_id)
         .bind(device_id)
@@ -577,10 +585,18 @@ impl Store {
                     json!({"version": version, "error": clip(error, 2000)}),
                 )
             }
-            DeviceReport::Tampered { path, kind } => (
-                AuditAction::DeviceTamper,
-                json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
-            ),
+            DeviceReport::Tampered { path, kind } => {
+                sqlx::query("UPDATE devices SET tamper_count = tamper_count + $1, last_tamper_at = $2, last_seen_at = $2 WHERE id = $3")
+                    .bind(i64::try_from(tally.count.saturating_add(tally.dropped)).unwrap_or(i64::MAX))
+                    .bind(now)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                (
+                    AuditAction::DeviceTamper,
+                    json!({"path": clip(path, 1000), "kind": clip(kind, 32)}),
+                )
+            }
             DeviceReport::Wiped { removed, failed } => {
                 sqlx::query("UPDATE devices SET wiped_at = $1, last_seen_at = $1 WHERE id = $2")
                     .bind(now)

@@ -229,16 +229,16 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
 
 /// Equal strings, compared without an early exit (CSRF tokens, OAuth state).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 const CSRF_KEY: &str = "csrf";
 
-/// The session's CSRF token, minted on first use.
+/// The session's CSRF token, minted on first use. This is OWASP's synchronizer-token pattern:
+/// the token lives in the server-side `tower-sessions` record, so it is bound to the session
+/// and dies with it (a double-submit cookie, as in `axum_csrf`, is not); the same-origin
+/// layer checks `Origin`/`Sec-Fetch-Site` before any handler runs.
 pub async fn csrf_token(session: &Session) -> Result<String, Response> {
     if let Ok(Some(t)) = session.get::<String>(CSRF_KEY).await {
         return Ok(t);

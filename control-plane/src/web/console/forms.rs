@@ -10,10 +10,11 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::pages::{
-    identity_page, or_page, policy_page, signed_in, target_of, Frame, SettingsPage, Shown,
+    identity_page, identity_page_with, or_page, policy_page, signed_in, target_of, Frame,
+    SettingsPage, Shown, SignInForm,
 };
 use super::session::{console, error_page};
-use crate::admin::settings::SettingsChange;
+use crate::admin::settings::{SettingsChange, SignInChange};
 use crate::admin::{self, AdminError, Capability};
 use crate::web::{csrf_ok, html, message_page, SourceAddr, WebState};
 
@@ -175,6 +176,50 @@ pub async fn revoke_api_token(
     let c = signed_in!(state, session, source);
     or_page!(admin::credentials::revoke_api_token(&state.store, &c.who, &id).await);
     Redirect::to("/console/identity").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SignInFields {
+    csrf: String,
+    issuer: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    claim: String,
+    match_attribute: String,
+}
+
+/// `POST /console/identity/sign-in`: connect or change the IdP people sign in with. Problems
+/// are shown beside their fields and nothing is written; the secret is never echoed back.
+pub async fn sign_in(
+    State(state): State<WebState>,
+    session: Session,
+    source: SourceAddr,
+    Form(f): Form<SignInFields>,
+) -> Response {
+    with_csrf!(session, f.csrf);
+    let c = signed_in!(state, session, source);
+    let change = SignInChange {
+        issuer: f.issuer.clone(),
+        client_id: f.client_id.clone(),
+        client_secret: Some(f.client_secret).filter(|s| !s.trim().is_empty()),
+        claim: Some(f.claim.clone()),
+        match_attribute: Some(f.match_attribute.clone()),
+    };
+    let mut form = SignInForm {
+        issuer: f.issuer,
+        client_id: f.client_id,
+        claim: f.claim,
+        match_attribute: f.match_attribute,
+        ..SignInForm::default()
+    };
+    match admin::settings::set_sign_in(&state.store, state.secrets.as_ref(), &c.who, &change).await
+    {
+        Ok(_) => form.saved = true,
+        Err(AdminError::Invalid { details, .. }) => form.errors = details,
+        Err(e) => return error_page(e),
+    }
+    identity_page_with(&state, &c, None, Some(form)).await
 }
 
 #[derive(Debug, Deserialize)]

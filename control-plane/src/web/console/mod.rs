@@ -58,6 +58,7 @@ pub fn routes() -> Router<WebState> {
             "/console/identity/enroll-tokens/{id}/revoke",
             post(forms::revoke_enroll_token),
         )
+        .route("/console/identity/sign-in", post(forms::sign_in))
         .route("/console/identity/invites", post(forms::create_invite))
         .route(
             "/console/identity/invites/{id}/revoke",

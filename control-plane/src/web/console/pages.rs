@@ -520,17 +520,67 @@ struct IdentityPage {
     invites: Vec<crate::admin::enrollment::InviteView>,
     can_manage: bool,
     shown: Option<Shown>,
+    sign_in_form: SignInForm,
+}
+
+/// The sign-in form's state: what was typed (never the secret) and the problems found.
+#[derive(Default)]
+pub struct SignInForm {
+    pub issuer: String,
+    pub client_id: String,
+    pub claim: String,
+    pub match_attribute: String,
+    pub errors: Vec<crate::admin::FieldError>,
+    pub saved: bool,
+}
+
+impl SignInForm {
+    /// The message for `field`, if it has a problem.
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field.as_deref() == Some(field))
+            .map(|e| e.message.as_str())
+    }
 }
 
 /// Renders the identity page, with a new secret to show once.
 pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) -> Response {
+    identity_page_with(state, c, shown, None).await
+}
+
+/// Renders the identity page; `form` carries a sign-in form that was just submitted.
+pub async fn identity_page_with(
+    state: &WebState,
+    c: &Console,
+    shown: Option<Shown>,
+    form: Option<SignInForm>,
+) -> Response {
     let scim = or_page!(admin::credentials::list_scim(&state.store, &c.who).await);
     let api = or_page!(admin::credentials::list_api_tokens(&state.store, &c.who).await);
     let enroll_tokens = or_page!(admin::enrollment::list_tokens(&state.store, &c.who).await);
     let invites = or_page!(admin::enrollment::list_invites(&state.store, &c.who).await);
     let sign_in = or_page!(admin::settings::sign_in(&state.store, &c.who).await);
+    let status = match &form {
+        Some(f) if !f.errors.is_empty() => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    let sign_in_form = form.unwrap_or_else(|| match &sign_in {
+        Some(o) => SignInForm {
+            issuer: o.issuer.clone(),
+            client_id: o.client_id.clone(),
+            claim: o.claim.clone(),
+            match_attribute: o.match_attribute.clone(),
+            ..SignInForm::default()
+        },
+        None => SignInForm {
+            claim: "email".to_owned(),
+            match_attribute: "userName".to_owned(),
+            ..SignInForm::default()
+        },
+    });
     html(
-        StatusCode::OK,
+        status,
         &IdentityPage {
             frame: Frame::of(c),
             scim_base_url: format!("{}{}", state.public_url, crate::scim::SCIM_PREFIX),
@@ -542,6 +592,7 @@ pub async fn identity_page(state: &WebState, c: &Console, shown: Option<Shown>) 
             invites,
             can_manage: c.can(Capability::ManageCredentials),
             shown,
+            sign_in_form,
         },
     )
 }
