@@ -261,6 +261,30 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
     })
     .await?;
 
+    // The org defaults saved through the API reach the agent too, and removing the group's
+    // override takes its rule away again.
+    let (status, saved) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/policies/defaults",
+            Some(&json!({"permissions": {"deny": ["WebSearch"]}})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK && saved["saved"] == true,
+        "{status} {saved}"
+    );
+    let denies = |w: &Workstation| {
+        w.drop_in()
+            .and_then(|d| d.pointer("/permissions/deny").cloned())
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    w.wait_for("the defaults in the drop-in", |w| {
+        denies(w).contains("WebSearch") && denies(w).contains("WebFetch")
+    })
+    .await?;
+
     // The history names who saved which version.
     let history = read_only.get(&format!("{path}/history")).await?;
     ensure!(
@@ -271,6 +295,18 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
             && history[0]["source"] == "127.0.0.1",
         "{history}"
     );
+
+    let (status, removed) = admin.call(Method::DELETE, &path, None).await?;
+    ensure!(status == StatusCode::OK, "{status} {removed}");
+    w.wait_for("the group's rule gone from the drop-in", |w| {
+        denies(w).contains("WebSearch") && !denies(w).contains("WebFetch")
+    })
+    .await?;
+    let (status, _) = admin.call(Method::PUT, &path, Some(&policy)).await?;
+    ensure!(status == StatusCode::OK);
+    // Settled (the person's new version is written and delivered) before counting the trail.
+    w.wait_for("the group's rule back", |w| denies(w).contains("WebFetch"))
+        .await?;
 
     // Read-only: every mutating route the OpenAPI document lists answers 403 and changes
     // nothing.
@@ -319,9 +355,11 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
         mutating >= 8,
         "the document lists the mutating routes ({mutating})"
     );
+    let after = audit_count(&admin).await?;
     ensure!(
-        audit_count(&admin).await? == before,
-        "refused calls change nothing"
+        after == before,
+        "refused calls change nothing: {}",
+        admin.text("/api/v1/audit?limit=5").await?.1
     );
 
     // Revoke alice's device through the API: the agent wipes.
@@ -366,7 +404,15 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
         .map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect())
         .unwrap_or_default();
     ensure!(
-        actions == ["device.revoke", "group.policy.set", "api-token.create"],
+        actions
+            == [
+                "device.revoke",
+                "group.policy.set",
+                "group.policy.set",
+                "org.policy.set-default",
+                "group.policy.set",
+                "api-token.create"
+            ],
         "newest first, only this actor's: {actions:?}"
     );
     let about_bob = admin.get("/api/v1/audit?person=bob@example.com").await?;
