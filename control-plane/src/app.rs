@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// What an unauthenticated peer of the gRPC port may hold.
     pub grpc_limits: GrpcLimits,
+    /// How long a shutdown may take before remaining connections are dropped.
+    pub drain: std::time::Duration,
 }
 
 /// Refuses configurations that would expose credentials in clear text.
@@ -191,10 +193,14 @@ pub async fn serve(
     tokio::spawn(crate::admin::audit::run_retention(store.clone()));
 
     let lim = config.grpc_limits;
-    let grpc_service = palisade_proto::v1::agent_service_server::AgentServiceServer::new(
-        AgentGrpc::new(distributor, config.stream, public_url.clone()),
-    )
-    .max_decoding_message_size(lim.max_message_bytes);
+    let grpc_service =
+        palisade_proto::v1::agent_service_server::AgentServiceServer::new(AgentGrpc::new(
+            distributor,
+            config.stream,
+            public_url.clone(),
+            stop_rx.clone(),
+        ))
+        .max_decoding_message_size(lim.max_message_bytes);
     // HTTP/2 bounds for peers that have not authenticated: few streams per connection (an
     // agent uses one; without a limit one connection held 20,000 pending Enrolls), small
     // header lists, and a GOAWAY for a peer that keeps making the server reset streams.
@@ -225,46 +231,91 @@ pub async fn serve(
             .serve_with_incoming_shutdown(grpc_incoming, stopped(stop_rx.clone())),
     );
 
-    match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "loading TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            let stop = stopped(stop_rx.clone());
-            tokio::spawn(async move {
-                stop.await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener, tls_config)
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await?;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let http_task: tokio::task::JoinHandle<std::io::Result<()>> =
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                let stop = stopped(stop_rx.clone());
+                let drain = config.drain;
+                tokio::spawn(async move {
+                    stop.await;
+                    h.graceful_shutdown(Some(drain));
+                });
+                tokio::spawn(
+                    axum_server::from_tcp_rustls(listener, tls_config)
+                        .handle(handle)
+                        .serve(service),
+                )
+            }
+            _ => {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let stop = stopped(stop_rx.clone());
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                })
+            }
+        };
+
+    // Serve until asked to stop (or a listener fails), then drain for at most `drain`: the
+    // listeners stop accepting, every agent stream is told to reconnect (to another replica
+    // behind the balancer), in-flight HTTP requests finish; what is left after that is cut.
+    let mut grpc_task = grpc_task;
+    let mut http_task = http_task;
+    let failed = tokio::select! {
+        _ = stopped(stop_rx.clone()) => None,
+        r = &mut grpc_task => Some(("gRPC", r.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)))),
+        r = &mut http_task => Some(("HTTP", r.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)))),
+    };
+    if let Some((which, result)) = failed {
+        grpc_task.abort();
+        http_task.abort();
+        store.close().await;
+        return match result {
+            Ok(()) => Err(anyhow::anyhow!("the {which} server stopped unexpectedly")),
+            Err(e) => Err(e.context(format!("the {which} server failed"))),
+        };
+    }
+    tracing::info!(
+        drain_seconds = config.drain.as_secs_f64(),
+        "draining connections"
+    );
+    let drained = tokio::time::timeout(config.drain, async {
+        if let Ok(Err(e)) = (&mut grpc_task).await {
+            tracing::error!(error = %e, "gRPC server failed while draining");
         }
-        _ => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .await?;
+        if let Ok(Err(e)) = (&mut http_task).await {
+            tracing::error!(error = %e, "HTTP server failed while draining");
+        }
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => {
+            tracing::warn!(
+                drain_seconds = config.drain.as_secs_f64(),
+                "drain time over; closing the connections still open"
+            );
+            grpc_task.abort();
+            http_task.abort();
         }
     }
-    match grpc_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
-        Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
-    }
-    store.close().await;
+    // Pending writes of the background tasks get a moment; the pool is closed either way.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

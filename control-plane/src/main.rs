@@ -1,6 +1,8 @@
 //! `palisade-control-plane`: parses the command line, sets up logging, runs the command.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 use palisade_control_plane::cli::{self, Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -12,7 +14,9 @@ async fn main() {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // The journal and log shippers get plain text, not colour escape sequences.
+        .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -30,6 +30,7 @@ pub use serde_json;
 
 pub mod browser;
 pub mod claude_code;
+pub mod failover;
 pub mod h2raw;
 pub mod oidc;
 pub mod pki;
@@ -498,6 +499,40 @@ impl ControlPlane {
     pub async fn restart_after_kill9(&mut self) -> Result<()> {
         self.kill9();
         self.spawn().await
+    }
+
+    /// Sends SIGTERM (as systemd and Kubernetes stop a service) and waits up to `within` for
+    /// the process to exit: how long it took and its exit status. A server still running
+    /// after `within` is killed and reported as an error.
+    pub async fn terminate(
+        &mut self,
+        within: Duration,
+    ) -> Result<(Duration, std::process::ExitStatus)> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("the control plane is not running"))?;
+        let started = std::time::Instant::now();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        if !sent.success() {
+            bail!("kill -TERM failed");
+        }
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok((started.elapsed(), status));
+            }
+            if started.elapsed() > within {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "still running {within:?} after SIGTERM\n--- stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The server's process id (for `/proc` measurements), while it runs.

@@ -105,9 +105,17 @@ impl Workstation {
         cp: &ControlPlane,
         code: &str,
     ) -> Result<std::process::Output> {
+        self.enroll_with_code_at(&cp.grpc_url, code).await
+    }
+    /// `enroll --code` against `server` (a load balancer in front of the control plane).
+    pub async fn enroll_with_code_at(
+        &self,
+        server: &str,
+        code: &str,
+    ) -> Result<std::process::Output> {
         Ok(self
             .command("enroll")
-            .args(["--server", &cp.grpc_url, "--code", code])
+            .args(["--server", server, "--code", code])
             .output()
             .await?)
     }

@@ -165,6 +165,10 @@ pub struct ServeArgs {
     /// Enroll calls a source address may burst above the sustained rate.
     #[arg(long, default_value_t = 100)]
     pub enroll_rate_burst: u32,
+    /// Seconds to drain on SIGTERM: agent streams are told to reconnect elsewhere at once,
+    /// in-flight HTTP requests may finish; whatever is left after this is closed.
+    #[arg(long, default_value_t = 10, env = "PALISADE_DRAIN_SECONDS")]
+    pub drain_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Default::default()
                 },
                 public_url: cli.public_url.clone(),
+                drain: std::time::Duration::from_secs(args.drain_seconds),
                 grpc_limits: crate::grpc::GrpcLimits {
                     max_connections: args.grpc_max_connections.max(1),
                     max_streams_per_connection: args.grpc_max_streams.max(1),

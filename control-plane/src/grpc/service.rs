@@ -51,6 +51,9 @@ pub struct AgentGrpc {
     /// The control plane's public HTTP base URL, for the sign-in pages' links.
     pub(super) public_url: String,
     reports: ReportLimiter,
+    /// Turns true when the control plane begins to shut down: every stream then ends with
+    /// UNAVAILABLE so its agent reconnects (with jitter) to another replica.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AgentGrpc {
@@ -58,6 +61,7 @@ impl AgentGrpc {
         distributor: Distributor,
         settings: StreamSettings,
         public_url: String,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> AgentGrpc {
         let progress = ProgressRecorder::spawn(distributor.store.clone());
         AgentGrpc {
@@ -66,6 +70,7 @@ impl AgentGrpc {
             progress,
             public_url,
             reports: ReportLimiter::new(),
+            stopping,
         }
     }
 }
@@ -93,6 +98,11 @@ fn revoked_status(reason: &str) -> Status {
         MetadataValue::from_static(DEVICE_REVOKED),
     );
     status
+}
+
+/// Resolves once the control plane begins to shut down.
+async fn until_stopping(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await;
 }
 
 fn unix_ms(micros: i64) -> i64 {
@@ -280,8 +290,20 @@ impl Session {
         let mut flush = tokio::time::interval(reports::FLUSH_INTERVAL);
         flush.tick().await;
         let mut deprovisioned = false;
+        let stopping = until_stopping(self.grpc.stopping.clone());
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
+                _ = &mut stopping => {
+                    self.flush_reports().await;
+                    let _ = self
+                        .tx
+                        .send(Err(Status::unavailable(
+                            "the control plane is shutting down; reconnect",
+                        )))
+                        .await;
+                    return;
+                }
                 w = wakeups.recv() => match w {
                     Some(Wakeup::PolicyChanged) if !deprovisioned => {
                         match self.send_if_newer(&mut last_sent, &mut pending_nonce).await {
