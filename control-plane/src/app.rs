@@ -12,11 +12,11 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-use crate::crypto::SecretsKey;
 use crate::distribution::Distributor;
 use crate::domain::Actor;
 use crate::grpc::{limits, AgentGrpc, GrpcLimits, StreamSettings};
 use crate::scim::{self, error::ScimError, ScimSettings, ScimState, SCIM_PREFIX};
+use crate::secrets_key;
 use crate::store::Store;
 use crate::web::{self, WebState};
 
@@ -33,7 +33,9 @@ pub struct ServeConfig {
     /// Address of the gRPC listener for agents.
     pub grpc_addr: SocketAddr,
     /// Key that encrypts API keys at rest; without it API keys cannot be set or delivered.
-    pub secrets_key: Option<SecretsKey>,
+    /// The secrets key's file (else `PALISADE_SECRETS_KEY`, else the generated key beside a
+    /// SQLite database: see [`crate::secrets_key`]).
+    pub secrets_key_file: Option<PathBuf>,
     pub stream: StreamSettings,
     /// The public base URL of the HTTP port (sign-in pages, the IdP callback); default: the
     /// bound address.
@@ -102,6 +104,27 @@ pub async fn serve(
     let store = Store::connect(&config.database_url)
         .await
         .context("opening the database")?;
+    let secrets = match secrets_key::load(
+        config.secrets_key_file.as_deref(),
+        &config.database_url,
+        &store,
+    )
+    .await?
+    {
+        Some((key, source)) => {
+            if let secrets_key::KeySource::Generated(path) = &source {
+                println!(
+                    "Secrets key generated at {} (0600): back it up with the database; without it the stored API keys and client secrets cannot be read.",
+                    path.display()
+                );
+            }
+            Some(key)
+        }
+        None => {
+            tracing::warn!("no secrets key (--secrets-key-file or PALISADE_SECRETS_KEY): API keys and sign-in client secrets cannot be stored");
+            None
+        }
+    };
     let (org, created) = store
         .ensure_default_org()
         .await
@@ -167,7 +190,7 @@ pub async fn serve(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
-    let web_state = WebState::new(store.clone(), config.secrets_key.clone(), &public_url)?;
+    let web_state = WebState::new(store.clone(), secrets.clone(), &public_url)?;
     let app = http_app(store.clone(), settings, web_state);
     println!("gRPC agent endpoint: {scheme}://{grpc_local}");
     println!("Sign-in pages: {public_url}/enroll/device");
@@ -187,7 +210,7 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let distributor = Distributor::new(store.clone(), config.secrets_key.clone());
+    let distributor = Distributor::new(store.clone(), secrets);
     tokio::spawn(distributor.clone().run_input_changes(stop_rx.clone()));
     tokio::spawn(distributor.clone().run_catch_up(stop_rx.clone()));
     tokio::spawn(crate::admin::audit::run_retention(store.clone()));

@@ -41,6 +41,11 @@ impl SecretsKey {
         Ok(SecretsKey { cipher })
     }
 
+    /// A fresh random key, base64 (what `from_base64` reads).
+    pub fn generate_base64() -> String {
+        B64.encode(XChaCha20Poly1305::generate_key(&mut OsRng))
+    }
+
     /// Encrypts a value; the result is text safe to store.
     pub fn encrypt(&self, plaintext: &str) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);

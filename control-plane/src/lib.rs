@@ -14,5 +14,6 @@ pub mod grpc;
 pub mod mail;
 pub mod roles;
 pub mod scim;
+pub mod secrets_key;
 pub mod store;
 pub mod web;

@@ -22,21 +22,7 @@ use palisade_policy::{
     TargetOs,
 };
 
-/// Environment variable holding the base64 32-byte key that encrypts API keys at rest.
-pub const SECRETS_KEY_ENV: &str = "PALISADE_SECRETS_KEY";
-/// The secrets key from `--secrets-key-file` (or `PALISADE_SECRETS_KEY_FILE`), else from
-/// `PALISADE_SECRETS_KEY`, if configured.
-pub fn load_secrets_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<SecretsKey>> {
-    let text = match (file, std::env::var(SECRETS_KEY_ENV)) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the secrets key file {}", path.display()))?,
-        (None, Ok(k)) => k,
-        (None, Err(_)) => return Ok(None),
-    };
-    Ok(Some(SecretsKey::from_base64(&text).with_context(|| {
-        format!("the secrets key (--secrets-key-file or {SECRETS_KEY_ENV})")
-    })?))
-}
+use crate::secrets_key::SECRETS_KEY_ENV;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {

@@ -215,7 +215,17 @@ impl Cli {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url()?;
-    let secrets = admin::load_secrets_key(cli.secrets_key_file.as_deref())?;
+    let key_file = cli.secrets_key_file.clone();
+    // Only the commands that seal or open secrets look for the key (and, on SQLite, make one).
+    let secrets = |store: Store| {
+        let (key_file, url) = (key_file.clone(), url.clone());
+        async move {
+            let key = crate::secrets_key::load(key_file.as_deref(), &url, &store)
+                .await?
+                .map(|(k, _)| k);
+            anyhow::Ok((store, key))
+        }
+    };
     match cli.command {
         Command::Serve(args) => {
             let config = ServeConfig {
@@ -233,7 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     tls: false,
                 },
                 grpc_addr: args.grpc_addr,
-                secrets_key: secrets,
+                secrets_key_file: cli.secrets_key_file.clone(),
                 stream: crate::grpc::StreamSettings {
                     keepalive: std::time::Duration::from_secs(args.keepalive_seconds.max(1)),
                     ..Default::default()
@@ -288,7 +298,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => admin::audit(&open(&url).await?, args).await,
         Command::Usage(cmd) => usage::usage(&open(&url).await?, cmd).await,
         Command::Oidc(cmd) => {
-            identity::oidc(&open(&url).await?, secrets, cli.public_url.as_deref(), cmd).await
+            let store = open(&url).await?;
+            let (store, key) = match cmd {
+                identity::OidcCommand::Set { .. } => secrets(store).await?,
+                identity::OidcCommand::Show { .. } => (store, None),
+            };
+            identity::oidc(&store, key, cli.public_url.as_deref(), cmd).await
         }
         Command::Invite(cmd) => {
             let grpc = cli
@@ -305,7 +320,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             identity::invite(&open(&url).await?, mailer.as_ref(), &grpc, cmd).await
         }
         Command::Device(cmd) => identity::device(&open(&url).await?, cmd).await,
-        Command::ApiKey(cmd) => admin::api_key(&open(&url).await?, secrets, cmd).await,
+        Command::ApiKey(cmd) => {
+            let (store, key) = secrets(open(&url).await?).await?;
+            admin::api_key(&store, key, cmd).await
+        }
         Command::Admin(cmd) => {
             console::admin(&open(&url).await?, cli.public_url.as_deref(), cmd).await
         }

@@ -10,6 +10,7 @@ mod enrollment;
 mod grants;
 mod groups;
 mod invites;
+mod key_check;
 mod login_links;
 mod orgs;
 mod policies;
@@ -113,6 +114,20 @@ pub fn default_database_url() -> Option<String> {
     let dirs = directories::ProjectDirs::from("dev", "Palisade", "palisade-control-plane")?;
     let path = dirs.data_dir().join("palisade.db");
     Some(format!("sqlite://{}", path.display()))
+}
+
+/// The directory of a SQLite database URL (where its generated secrets key lives); `None`
+/// for PostgreSQL or a URL that names no file.
+pub fn sqlite_data_dir(url: &str) -> Option<PathBuf> {
+    let (backend, normalised) = normalise_url(url).ok()?;
+    if backend != Backend::Sqlite {
+        return None;
+    }
+    let file = sqlite_file(&normalised);
+    Some(match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
 }
 
 impl Store {
