@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-log() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the run has taken so far, so a slow CI run shows where the time went.
+log() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+# A clean clone gains nothing from incremental caches; writing them costs time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # --- PostgreSQL at 127.0.0.1:5432 (trust auth): start the machine's cluster if it is down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -84,4 +87,5 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+log "all checks passed"
 
