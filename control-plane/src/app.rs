@@ -247,9 +247,29 @@ pub async fn serve(
     }
     let grpc_incoming =
         limits::guarded_incoming(tokio::net::TcpListener::from_std(grpc_listener)?, lim);
+    // `grpc.health.v1` for load balancers and Kubernetes probes: SERVING while this replica
+    // takes agents, NOT_SERVING from the moment it begins to drain.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<palisade_proto::v1::agent_service_server::AgentServiceServer<AgentGrpc>>()
+        .await;
+    {
+        let health = health.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            stop.await;
+            health
+                .set_not_serving::<palisade_proto::v1::agent_service_server::AgentServiceServer<AgentGrpc>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        });
+    }
     let grpc_task = tokio::spawn(
         grpc_builder
             .layer(limits::LimitsLayer::new(&lim))
+            .add_service(health_service)
             .add_service(grpc_service)
             .serve_with_incoming_shutdown(grpc_incoming, stopped(stop_rx.clone())),
     );

@@ -127,3 +127,43 @@ async fn sigterm_drains_and_agents_move(backend: Backend) -> Result<()> {
 backend_tests! {
     sigterm_drains_and_agents_move => sigterm_drains_sqlite, sigterm_drains_postgres;
 }
+
+/// `grpc.health.v1` on the agents' port answers SERVING for the server and the agent service,
+/// as load balancers and Kubernetes probes ask it, and NOT_FOUND for a service it lacks.
+async fn grpc_health_reports_serving(backend: Backend) -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let cp = ControlPlane::start(backend, &[]).await?;
+    let channel = tonic::transport::Endpoint::from_shared(cp.grpc_url.clone())?
+        .connect()
+        .await?;
+    let mut health = HealthClient::new(channel);
+    for service in ["", "palisade.v1.AgentService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        ensure!(
+            status == ServingStatus::Serving as i32,
+            "{service:?}: status {status}"
+        );
+    }
+    let missing = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await;
+    ensure!(
+        missing.is_err_and(|s| s.code() == tonic::Code::NotFound),
+        "an unknown service is NOT_FOUND"
+    );
+    Ok(())
+}
+
+backend_tests! {
+    grpc_health_reports_serving => grpc_health_sqlite, grpc_health_postgres;
+}
