@@ -19,6 +19,7 @@ use crate::scim::{self, error::ScimError, ScimSettings, ScimState, SCIM_PREFIX};
 use crate::secrets_key;
 use crate::store::Store;
 use crate::web::{self, WebState};
+use palisade_proto::v1::agent_service_server::AgentServiceServer;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -250,16 +251,14 @@ pub async fn serve(
     // `grpc.health.v1` for load balancers and Kubernetes probes: SERVING while this replica
     // takes agents, NOT_SERVING from the moment it begins to drain.
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<palisade_proto::v1::agent_service_server::AgentServiceServer<AgentGrpc>>()
-        .await;
+    health.set_serving::<AgentServiceServer<AgentGrpc>>().await;
     {
         let health = health.clone();
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
             stop.await;
             health
-                .set_not_serving::<palisade_proto::v1::agent_service_server::AgentServiceServer<AgentGrpc>>()
+                .set_not_serving::<AgentServiceServer<AgentGrpc>>()
                 .await;
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
@@ -320,8 +319,8 @@ pub async fn serve(
     let mut http_task = http_task;
     let failed = tokio::select! {
         _ = stopped(stop_rx.clone()) => None,
-        r = &mut grpc_task => Some(("gRPC", r.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)))),
-        r = &mut http_task => Some(("HTTP", r.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)))),
+        r = &mut grpc_task => Some(("gRPC", joined(r))),
+        r = &mut http_task => Some(("HTTP", joined(r))),
     };
     if let Some((which, result)) = failed {
         grpc_task.abort();
@@ -360,6 +359,14 @@ pub async fn serve(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A server task's outcome, whether it panicked or returned an error.
+fn joined<E>(r: Result<Result<(), E>, tokio::task::JoinError>) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Ok(r??)
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -582,6 +582,27 @@ impl ControlPlane {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `api-token create` for the default organisation: the admin API token (the last line).
+    pub async fn create_api_token(&self, role: &str, label: &str) -> Result<String> {
+        let out = self
+            .cli_ok(&[
+                "api-token",
+                "create",
+                "--org",
+                "default",
+                "--role",
+                role,
+                "--label",
+                label,
+            ])
+            .await?;
+        out.lines()
+            .last()
+            .map(str::to_owned)
+            .filter(|t| t.starts_with("pal_admin_"))
+            .ok_or_else(|| anyhow!("no token in {out:?}"))
+    }
+
     /// `org create <slug>`.
     pub async fn create_org(&self, slug: &str) -> Result<()> {
         self.cli_ok(&["org", "create", slug]).await.map(|_| ())

@@ -249,34 +249,53 @@ pub async fn use_helper_delivery(cp: &ControlPlane) -> Result<()> {
 
 /// Stores the API key of the organisation (`group` None) or of a group with `api-key set`.
 pub async fn set_api_key(cp: &ControlPlane, group: Option<&str>, key: &str) -> Result<()> {
+    let mut extra = Vec::new();
+    if let Some(g) = group {
+        extra.extend(["--group", g]);
+    }
+    let out = api_key_set(cp, key, Some(SECRETS_KEY), &extra).await?;
+    if !out.status.success() {
+        bail!("api-key set: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Runs `api-key set --org default` with `key` on stdin, no `PALISADE_*` variable but
+/// `PALISADE_SECRETS_KEY` = `secrets` when given, and `extra` arguments; its output.
+pub async fn api_key_set(
+    cp: &ControlPlane,
+    key: &str,
+    secrets: Option<&str>,
+    extra: &[&str],
+) -> Result<std::process::Output> {
     use tokio::io::AsyncWriteExt;
-    let mut args = vec![
+    let mut cmd = Command::new(crate::binary_path());
+    cmd.args([
         "api-key",
         "set",
         "--org",
         "default",
         "--database-url",
         &cp.db.url,
-    ];
-    if let Some(g) = group {
-        args.extend(["--group", g]);
+    ])
+    .args(extra)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PALISADE_") {
+            cmd.env_remove(k);
+        }
     }
-    let mut child = Command::new(crate::binary_path())
-        .args(&args)
-        .env("PALISADE_SECRETS_KEY", SECRETS_KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    if let Some(s) = secrets {
+        cmd.env("PALISADE_SECRETS_KEY", s);
+    }
+    let mut child = cmd.spawn()?;
     {
         let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
         stdin.write_all(format!("{key}\n").as_bytes()).await?;
     }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("api-key set: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+    Ok(child.wait_with_output().await?)
 }
 
 /// A control plane whose organisation keeps `key` on the laptops: proxy key delivery to

@@ -72,27 +72,6 @@ impl Api {
     }
 }
 
-/// `api-token create` through the CLI: the token is the last line of stdout.
-async fn cli_token(cp: &ControlPlane, role: &str, label: &str) -> Result<String> {
-    let out = cp
-        .cli_ok(&[
-            "api-token",
-            "create",
-            "--org",
-            "default",
-            "--role",
-            role,
-            "--label",
-            label,
-        ])
-        .await?;
-    out.lines()
-        .last()
-        .map(str::to_owned)
-        .filter(|t| t.starts_with("pal_admin_"))
-        .ok_or_else(|| anyhow!("no token in {out:?}"))
-}
-
 /// Waits until `palisade-agent status` reports the wipe.
 async fn wait_wiped(w: &Workstation) -> Result<()> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -136,7 +115,7 @@ async fn admin_api_end_to_end(backend: Backend) -> Result<()> {
     drop(anonymous);
 
     // An admin token from the CLI; it mints a read-only one through the API, shown once.
-    let admin = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?);
+    let admin = Api::new(&cp, &cp.create_api_token("admin", "ops").await?);
     let (status, created) = admin
         .call(
             Method::POST,
@@ -520,7 +499,7 @@ async fn policy_apply_from_a_folder(backend: Backend) -> Result<()> {
     let alice = create_user(&scim, "alice@example.com").await?;
     let eng = create_group(&scim, "Engineering", &[&alice]).await?;
     let ops = create_group(&scim, "Ops", &[]).await?;
-    let admin = Api::new(&cp, &cli_token(&cp, "read-only", "check").await?);
+    let admin = Api::new(&cp, &cp.create_api_token("read-only", "check").await?);
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("groups"))?;
     std::fs::write(
@@ -581,7 +560,7 @@ async fn policy_apply_from_a_folder(backend: Backend) -> Result<()> {
     ensure!(again.contains("no change"), "idempotent: {again}");
 
     // --prune removes overrides of groups without a file.
-    let (status, _) = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?)
+    let (status, _) = Api::new(&cp, &cp.create_api_token("admin", "ops").await?)
         .call(
             Method::PUT,
             &format!("/api/v1/groups/{ops}/policy"),
@@ -602,7 +581,7 @@ async fn policy_apply_from_a_folder(backend: Backend) -> Result<()> {
 async fn enrollment_credentials_through_the_api(backend: Backend) -> Result<()> {
     let cp = ControlPlane::start(backend, &[]).await?;
     create_user(&cp.scim(), "erin@example.com").await?;
-    let admin = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?);
+    let admin = Api::new(&cp, &cp.create_api_token("admin", "ops").await?);
     let (status, invite) = admin
         .call(
             Method::POST,
@@ -673,7 +652,7 @@ async fn settings_and_sign_in_through_the_api(backend: Backend) -> Result<()> {
     .await?;
     palisade_tests::workstation::set_org_api_key(&cp, "sk-ant-api03-settings-test").await?;
     create_user(&cp.scim(), "dana@example.com").await?;
-    let admin = Api::new(&cp, &cli_token(&cp, "admin", "ops").await?);
+    let admin = Api::new(&cp, &cp.create_api_token("admin", "ops").await?);
     let mut w = Workstation::new()?;
     w.enroll_ok(&cp, "dana@example.com").await?;
     w.start()?;

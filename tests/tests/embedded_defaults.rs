@@ -3,40 +3,9 @@
 //! key to store an API key, and a real agent receives it. A CLI given another key is refused
 //! and changes nothing.
 
-use std::process::Stdio;
-
-use anyhow::{anyhow, ensure, Context, Result};
-use palisade_tests::workstation::{use_helper_delivery, Workstation};
+use anyhow::{ensure, Context, Result};
+use palisade_tests::workstation::{api_key_set, use_helper_delivery, Workstation};
 use palisade_tests::{create_user, Backend, ControlPlane};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-
-/// `api-key set` with `key` on stdin and only the given extra arguments (no key configured).
-async fn api_key_set(cp: &ControlPlane, key: &str, extra: &[&str]) -> Result<std::process::Output> {
-    let mut cmd = Command::new(palisade_tests::binary_path());
-    cmd.args([
-        "api-key",
-        "set",
-        "--org",
-        "default",
-        "--database-url",
-        &cp.db.url,
-    ])
-    .args(extra)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("PALISADE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd.spawn()?;
-    let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-    stdin.write_all(format!("{key}\n").as_bytes()).await?;
-    drop(stdin);
-    Ok(child.wait_with_output().await?)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_needs_no_secrets_key_by_hand() -> Result<()> {
@@ -69,6 +38,7 @@ async fn the_embedded_store_needs_no_secrets_key_by_hand() -> Result<()> {
     let out = api_key_set(
         &cp,
         "sk-ant-wrong",
+        None,
         &["--secrets-key-file", &wrong.path().display().to_string()],
     )
     .await?;
@@ -79,7 +49,7 @@ async fn the_embedded_store_needs_no_secrets_key_by_hand() -> Result<()> {
     );
 
     // The CLI finds the generated key by itself; the agent gets the API key.
-    let out = api_key_set(&cp, "sk-ant-embedded-key-1", &[]).await?;
+    let out = api_key_set(&cp, "sk-ant-embedded-key-1", None, &[]).await?;
     ensure!(
         out.status.success(),
         "api-key set with the generated key: {}",

@@ -71,6 +71,17 @@ pub struct SignInChange {
 /// An OpenID issuer URL: https, or http only on a loopback address (a test IdP).
 pub fn check_issuer_url(text: &str) -> Result<String, &'static str> {
     let url = url::Url::parse(text.trim()).map_err(|_| "not a URL")?;
+    https_or_loopback_http(&url)
+        .map_err(|_| "must be an https:// URL (http:// only on loopback)")?;
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err("no credentials or fragment in the issuer URL");
+    }
+    // The issuer is compared byte for byte with the ID token's `iss`: keep what was typed.
+    Ok(text.trim().to_owned())
+}
+
+/// A URL Palisade itself calls must be https, or plain http to a loopback address only.
+fn https_or_loopback_http(url: &url::Url) -> Result<(), &'static str> {
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -78,15 +89,11 @@ pub fn check_issuer_url(text: &str) -> Result<String, &'static str> {
         None => return Err("no host"),
     };
     match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err("must be an https:// URL (http:// only on loopback)"),
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err("plain http only to a loopback address; use https"),
+        _ => Err("use https"),
     }
-    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
-        return Err("no credentials or fragment in the issuer URL");
-    }
-    // The issuer is compared byte for byte with the ID token's `iss`: keep what was typed.
-    Ok(text.trim().to_owned())
 }
 
 /// Creates or replaces the organisation's sign-in configuration; every field is checked before
@@ -269,19 +276,8 @@ pub async fn update(
 /// credentials, query or fragment.
 pub fn check_upstream_url(text: &str) -> anyhow::Result<String> {
     let url = url::Url::parse(text).map_err(|e| anyhow!("--upstream-url {text:?}: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => bail!("--upstream-url {text:?}: no host"),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            bail!("--upstream-url {text:?}: plain http only to a loopback address; use https")
-        }
-        other => bail!("--upstream-url {text:?}: scheme {other:?}; use https"),
+    if let Err(why) = https_or_loopback_http(&url) {
+        bail!("--upstream-url {text:?}: {why}");
     }
     if !url.username().is_empty() || url.password().is_some() {
         bail!("--upstream-url {text:?}: no credentials in the URL (the relay adds the key)");
